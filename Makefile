@@ -1,0 +1,46 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both create .venv when it
+# is absent and install pfpyro into it; torch is pinned to the CPU wheel first (see README).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pfpyro-installed
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test test-fast lint format docs bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/pfpyro encoder install
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python experiments/demo.py
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check pfpyro experiments tests
+	$(BIN)/ruff format --check pfpyro experiments tests
+
+format: install
+	$(BIN)/ruff format pfpyro experiments tests
+	$(BIN)/ruff check --fix pfpyro experiments tests
+
+docs: install
+	$(BIN)/mkdocs build --strict
+
+bench: install
+	$(BIN)/python experiments/bench/encode.py
+	$(BIN)/python experiments/bench/svi_step.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,7 @@
+"""pfpyro: zero-shot learning across tasks and languages by parameter space factorization.
+
+Ponti, Vulić, Cotterell, Parović, Reichart and Korhonen (2021), "Parameter Space Factorization
+for Zero-Shot Learning across Tasks and Languages", TACL 9.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pfpyro`` CLI, one module per verb."""

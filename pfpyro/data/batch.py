@@ -1,0 +1,84 @@
+"""Padded tensors of one task–language pair: what every model and baseline consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class PairTensors:
+    """Word features, label ids and a padding mask for the sentences of one pair and split.
+
+    ``features`` is [N, T, e] (stored in fp16 to halve memory; :meth:`batch` returns fp32),
+    ``labels`` is [N, T] of label ids (0 at padding, or all 0 when the data is unlabelled),
+    ``mask`` is [N, T] and True on real words. T is the longest sentence of the pair.
+    """
+
+    features: Tensor
+    labels: Tensor
+    mask: Tensor
+
+    def __post_init__(self) -> None:
+        n, t = self.mask.shape
+        if self.features.shape[:2] != (n, t) or self.labels.shape != (n, t):
+            raise ValueError(
+                f"features {tuple(self.features.shape)}, labels {tuple(self.labels.shape)} and "
+                f"mask {tuple(self.mask.shape)} disagree on [N, T]"
+            )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        features: Sequence[np.ndarray | Tensor],
+        label_ids: Sequence[Sequence[int]] | None = None,
+    ) -> PairTensors:
+        """Pad per-sentence [n_words, e] arrays (and label id lists) into one pair's tensors."""
+        if len(features) == 0:
+            raise ValueError("a pair needs at least one sentence")
+        if label_ids is not None and len(label_ids) != len(features):
+            raise ValueError(f"{len(features)} feature arrays but {len(label_ids)} label lists")
+        dim = int(features[0].shape[-1])
+        longest = max(int(f.shape[0]) for f in features)
+        out = torch.zeros(len(features), longest, dim, dtype=torch.float16)
+        labels = torch.zeros(len(features), longest, dtype=torch.long)
+        mask = torch.zeros(len(features), longest, dtype=torch.bool)
+        for k, f in enumerate(features):
+            f = torch.as_tensor(np.asarray(f)) if not isinstance(f, Tensor) else f
+            n = f.shape[0]
+            out[k, :n] = f.to(torch.float16)
+            mask[k, :n] = True
+            if label_ids is not None:
+                if len(label_ids[k]) != n:
+                    raise ValueError(f"sentence {k}: {n} feature rows but {len(label_ids[k])} labels")
+                labels[k, :n] = torch.as_tensor(list(label_ids[k]), dtype=torch.long)
+        return cls(out, labels, mask)
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[-1])
+
+    @property
+    def num_words(self) -> int:
+        return int(self.mask.sum())
+
+    def batch(self, index: Tensor | Sequence[int], device: torch.device | None = None) -> PairTensors:
+        """The sentences at ``index``, trimmed to their longest, features in fp32."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        mask = self.mask[index]
+        longest = max(int(mask.sum(-1).max()), 1)
+        return PairTensors(
+            self.features[index, :longest].to(device=device, dtype=torch.float32),
+            self.labels[index, :longest].to(device),
+            mask[:, :longest].to(device),
+        )
+
+    def to(self, device: torch.device) -> PairTensors:
+        return PairTensors(self.features.to(device), self.labels.to(device), self.mask.to(device))
