@@ -54,7 +54,9 @@ class PairTensors:
             mask[k, :n] = True
             if label_ids is not None:
                 if len(label_ids[k]) != n:
-                    raise ValueError(f"sentence {k}: {n} feature rows but {len(label_ids[k])} labels")
+                    raise ValueError(
+                        f"sentence {k}: {n} feature rows but {len(label_ids[k])} labels"
+                    )
                 labels[k, :n] = torch.as_tensor(list(label_ids[k]), dtype=torch.long)
         return cls(out, labels, mask)
 
@@ -69,7 +71,9 @@ class PairTensors:
     def num_words(self) -> int:
         return int(self.mask.sum())
 
-    def batch(self, index: Tensor | Sequence[int], device: torch.device | None = None) -> PairTensors:
+    def batch(
+        self, index: Tensor | Sequence[int], device: torch.device | None = None
+    ) -> PairTensors:
         """The sentences at ``index``, trimmed to their longest, features in fp32."""
         index = torch.as_tensor(index, dtype=torch.long)
         mask = self.mask[index]

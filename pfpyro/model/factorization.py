@@ -1,0 +1,147 @@
+"""The generative model of Ponti et al. (2021), Algorithm 1, written as a Pyro model.
+
+    t_i  ~ N(0, I_h)                                  for each task i        (lines 1–2)
+    l_j  ~ N(0, I_h)                                  for each language j    (lines 3–4)
+    θ_ij ~ N(f_psi(t_i, l_j), diag f_phi(t_i, l_j))   for each pair (i, j)   (lines 5–9)
+    y_ijk ~ softmax(W_ij x_ijk + b_ij)                for each word k        (lines 10–11)
+
+One SVI step sees one pair (i, j) and a mini-batch of its sentences, so the model draws θ for
+that pair only: the other slices of the n×m×d tensor Θ do not touch the step's likelihood, and
+since the guide's q(θ | t, l) is p(θ | t, l) itself, their ELBO terms are exactly zero.
+
+Plates: ``tasks`` and ``languages`` (dim -1, each around its own vectors), ``sentences``
+(dim -2, subsampled and scaled to the pair's size) and ``words`` (dim -1, masked at padding).
+Vectorised particles and Predictive's samples take dim -3, so ``MAX_PLATE_NESTING = 2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule
+from torch import Tensor
+
+from pfpyro.data.labels import label_set
+from pfpyro.errors import ConfigError
+from pfpyro.model.heads import Head, SoftmaxHead
+from pfpyro.model.hypernet import HyperNetwork
+
+MAX_PLATE_NESTING = 2
+
+
+def standard_normal(dim: int, like: Tensor) -> dist.MultivariateNormal:
+    """N(0, I_dim): the prior of every task and language vector (paper §2, step 1)."""
+    zeros = like.new_zeros(dim)
+    return dist.MultivariateNormal(
+        zeros, scale_tril=torch.eye(dim, dtype=like.dtype, device=like.device)
+    )
+
+
+class ParameterFactorization(PyroModule):
+    """Holds the generative model's learned parts (the hypernetwork ψ, φ and the head) and
+    its two latent index sets: ``tasks`` and ``langs`` (sorted, so indices are stable)."""
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        langs: Sequence[str],
+        feature_dim: int,
+        *,
+        num_classes: Mapping[str, int] | None = None,
+        latent_dim: int = 100,
+        hidden_dims: Sequence[int] = (400, 768, 768, 768, 768),
+        init_variance: float = 1e-3,
+        head: Head | None = None,
+    ) -> None:
+        super().__init__()
+        self.tasks = tuple(sorted(tasks))
+        self.langs = tuple(sorted(langs))
+        if not self.tasks or not self.langs:
+            raise ConfigError("the model needs at least one task and one language")
+        self.num_classes = dict(num_classes or {t: len(label_set(t)) for t in self.tasks})
+        self.feature_dim = feature_dim
+        self.latent_dim = latent_dim
+        self.head = head or SoftmaxHead(feature_dim, max(self.num_classes.values()))
+        self.hypernet = HyperNetwork(latent_dim, self.head.num_params, hidden_dims, init_variance)
+        self.anchor = torch.nn.Buffer(torch.zeros(()))  # tells the model's device and dtype
+
+    # -- indices ---------------------------------------------------------------------------
+    def task_index(self, task: str) -> int:
+        if task not in self.tasks:
+            raise ConfigError(f"unknown task {task!r}; the model knows: {', '.join(self.tasks)}")
+        return self.tasks.index(task)
+
+    def lang_index(self, lang: str) -> int:
+        if lang not in self.langs:
+            raise ConfigError(
+                f"unknown language {lang!r}; the model knows: {', '.join(self.langs)}"
+            )
+        return self.langs.index(lang)
+
+    # -- the generative story ----------------------------------------------------------------
+    def sample_theta(self, t_i: Tensor, l_j: Tensor) -> Tensor:
+        """θ_ij ~ N(f_psi(t_i, l_j), diag f_phi(t_i, l_j)) (Algorithm 1, lines 7–9).
+
+        f_phi is a variance, so the scale is its square root. The guide calls this very
+        method, which makes q(θ | t, l) = p(θ | t, l) and KL(q(θ) ‖ p(θ)) = 0 (eq. 6).
+        """
+        loc, variance = self.hypernet(t_i, l_j)
+        return pyro.sample("theta", dist.Normal(loc, variance.sqrt()).to_event(1))
+
+    def model(
+        self,
+        task: str,
+        lang: str,
+        features: Tensor,
+        mask: Tensor,
+        labels: Tensor | None = None,
+        pair_size: int | None = None,
+        kl_weight: float = 1.0,
+    ) -> None:
+        """p(t, l, θ_ij, y_ij | x_ij) for a mini-batch of pair (task, lang).
+
+        ``features`` [B, T, e] and ``mask`` [B, T] are B sentences of the pair, ``labels``
+        [B, T] their gold labels (None to predict), ``pair_size`` the pair's number of training
+        sentences (the likelihood is scaled by pair_size / B), ``kl_weight`` the paper's 1/|K|
+        on the t and l terms (§4.2).
+        """
+        i, j = self.task_index(task), self.lang_index(lang)
+        h = self.latent_dim
+        # Algorithm 1, lines 1–4: a vector per task and per language, t_i, l_j ~ N(0, I_h).
+        with poutine.scale(scale=kl_weight):
+            with pyro.plate("tasks", len(self.tasks), dim=-1):
+                t = pyro.sample("t", standard_normal(h, self.anchor))
+            with pyro.plate("languages", len(self.langs), dim=-1):
+                l = pyro.sample("l", standard_normal(h, self.anchor))
+        # Lines 5–9 for the pair (i, j). Slicing with i:i+1 keeps the plate dimension, so θ's
+        # batch shape stays aligned with vectorised particles and Predictive's sample plate.
+        theta = self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :])
+        # Lines 10–11: y_ijk ~ p(· | x_ijk, θ_ij) for every word k of every sentence.
+        batch, length = mask.shape
+        sentence_ids = torch.arange(batch, device=mask.device)
+        likelihood = self.head.distribution(theta, features, self.num_classes[task])
+        with (
+            pyro.plate("sentences", pair_size or batch, subsample=sentence_ids, dim=-2),
+            pyro.plate("words", length, dim=-1),
+            poutine.mask(mask=mask),
+        ):
+            if labels is None:
+                pyro.deterministic("probs", likelihood.probs, event_dim=1)
+            pyro.sample("y", likelihood, obs=labels)
+
+    def forward(self, *args, **kwargs) -> None:
+        return self.model(*args, **kwargs)
+
+    # -- prediction at fixed latents -------------------------------------------------------
+    def plugin_probs(
+        self, task: str, lang: str, features: Tensor, t_mean: Tensor, l_mean: Tensor
+    ) -> Tensor:
+        """p(y | x) with t, l at given points (the posterior means) and θ at f_psi (§3.2)."""
+        i, j = self.task_index(task), self.lang_index(lang)
+        theta, _ = self.hypernet(t_mean[..., i : i + 1, :], l_mean[..., j : j + 1, :])
+        logits = self.head.logits(theta, features, self.num_classes[task])
+        return logits.softmax(-1)

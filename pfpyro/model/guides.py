@@ -1,0 +1,129 @@
+"""Variational families q(t) q(l) q(θ | t, l) for the parameter-factorization model (paper §3).
+
+q(t_i) = N(m_t, S_t) and q(l_j) = N(m_l, S_l) (eqs. 1–2) with a structured covariance:
+  PF-lr:  S = diag(δ²) + B Bᵀ,  δ² = softplus(ρ), B ∈ R^{h×k}  (eqs. 7–8), LowRankMultivariateNormal
+  PF-d:   S = diag(δ²)                                          (eq. 9 with B = 0)
+q(θ | t, l) is the model's own p(θ | t, l) (eq. 3), drawn by the model's ``sample_theta``.
+
+A new family subclasses :class:`FactorizationGuide` and implements ``task_posterior`` and
+``language_posterior``; see docs/extending.md.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule, PyroParam
+from torch import Tensor
+from torch.nn.functional import softplus
+
+from pfpyro.model.factorization import ParameterFactorization
+
+
+class FactorizationGuide(PyroModule):
+    """The guide's common part: sites t and l in their plates, then θ as in the model."""
+
+    def __init__(self, factorization: ParameterFactorization, name: str = "guide") -> None:
+        super().__init__(name=name)
+        self.tasks = factorization.tasks
+        self.langs = factorization.langs
+        self.latent_dim = factorization.latent_dim
+        # A bound method, not a sub-module: the hypernetwork's parameters stay the model's own.
+        self.sample_theta = factorization.sample_theta
+        self.task_index = factorization.task_index
+        self.lang_index = factorization.lang_index
+
+    def task_posterior(self) -> dist.Distribution:
+        """q(t): batch shape [n tasks], event shape [h]."""
+        raise NotImplementedError
+
+    def language_posterior(self) -> dist.Distribution:
+        """q(l): batch shape [m languages], event shape [h]."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        task: str,
+        lang: str,
+        features: Tensor,
+        mask: Tensor,
+        labels: Tensor | None = None,
+        pair_size: int | None = None,
+        kl_weight: float = 1.0,
+    ) -> None:
+        i, j = self.task_index(task), self.lang_index(lang)
+        with poutine.scale(scale=kl_weight):
+            with pyro.plate("tasks", len(self.tasks), dim=-1):
+                t = pyro.sample("t", self.task_posterior())
+            with pyro.plate("languages", len(self.langs), dim=-1):
+                l = pyro.sample("l", self.language_posterior())
+        self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :])
+
+    @torch.no_grad()
+    def posterior_means(self) -> tuple[Tensor, Tensor]:
+        """(E_q[t] [n, h], E_q[l] [m, h]): what the plug-in predictor uses (§3.2)."""
+        return self.task_posterior().mean.detach(), self.language_posterior().mean.detach()
+
+
+def _init_loc(rows: int, dim: int) -> Tensor:
+    # Paper §4.2: means from N(0, 0.1) (read as a standard deviation of 0.1).
+    return 0.1 * torch.randn(rows, dim)
+
+
+def _init_uniform(*shape: int) -> Tensor:
+    # Paper §4.2: covariance parameters from U(0, 0.5).
+    return 0.5 * torch.rand(*shape)
+
+
+class LowRankGuide(FactorizationGuide):
+    """PF-lr: a diagonal-plus-rank-k Gaussian per task and per language (eqs. 7–8)."""
+
+    def __init__(self, factorization: ParameterFactorization, rank: int = 10) -> None:
+        super().__init__(factorization)
+        n, m, h = len(self.tasks), len(self.langs), self.latent_dim
+        self.rank = rank
+        self.t_loc = PyroParam(_init_loc(n, h))
+        self.t_factor = PyroParam(_init_uniform(n, h, rank))
+        self.t_rho = PyroParam(_init_uniform(n, h))
+        self.l_loc = PyroParam(_init_loc(m, h))
+        self.l_factor = PyroParam(_init_uniform(m, h, rank))
+        self.l_rho = PyroParam(_init_uniform(m, h))
+
+    def task_posterior(self) -> dist.LowRankMultivariateNormal:
+        return dist.LowRankMultivariateNormal(self.t_loc, self.t_factor, softplus(self.t_rho))
+
+    def language_posterior(self) -> dist.LowRankMultivariateNormal:
+        return dist.LowRankMultivariateNormal(self.l_loc, self.l_factor, softplus(self.l_rho))
+
+
+class DiagonalGuide(FactorizationGuide):
+    """PF-d: a diagonal Gaussian per task and per language; δ² = softplus(ρ) is the variance."""
+
+    def __init__(self, factorization: ParameterFactorization) -> None:
+        super().__init__(factorization)
+        n, m, h = len(self.tasks), len(self.langs), self.latent_dim
+        self.t_loc = PyroParam(_init_loc(n, h))
+        self.t_rho = PyroParam(_init_uniform(n, h))
+        self.l_loc = PyroParam(_init_loc(m, h))
+        self.l_rho = PyroParam(_init_uniform(m, h))
+
+    def task_posterior(self) -> dist.Distribution:
+        return dist.Normal(self.t_loc, softplus(self.t_rho).sqrt()).to_event(1)
+
+    def language_posterior(self) -> dist.Distribution:
+        return dist.Normal(self.l_loc, softplus(self.l_rho).sqrt()).to_event(1)
+
+
+GUIDES: dict[str, type[FactorizationGuide]] = {"lr": LowRankGuide, "d": DiagonalGuide}
+
+
+def make_guide(
+    factorization: ParameterFactorization, kind: str = "lr", **kwargs
+) -> FactorizationGuide:
+    """The guide named ``kind``: "lr" (PF-lr) or "d" (PF-d), or a registered extension."""
+    try:
+        return GUIDES[kind](factorization, **kwargs)
+    except KeyError:
+        raise KeyError(f"unknown guide {kind!r}; known: {', '.join(GUIDES)}") from None
