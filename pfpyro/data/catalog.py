@@ -1,0 +1,244 @@
+"""The catalog of task–language pairs: which files hold each split, and in which format.
+
+A catalog is a YAML file (the paper's is ``experiments/data/paper33.yaml``; its header
+documents the keys). :class:`Catalog` validates it, resolves its paths against a data root,
+and hands out sentences by the role a pair plays in a partition:
+
+* ``seen``: ``train`` (the test file when the pair is ``test_as_train``) and ``dev``; no test.
+* ``heldout``: ``test`` only; a held-out pair's training data must never reach a model.
+
+A split the pair lacks gives an empty list, so callers need no special cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pfpyro.data.labels import TASKS
+from pfpyro.data.paths import data_root as find_data_root
+from pfpyro.data.paths import repo_root
+from pfpyro.data.readers import SPLITS, check_format, read_sentences
+from pfpyro.data.sentence import Sentence
+from pfpyro.errors import ConfigError
+
+Pair = tuple[str, str]
+
+ROLES: tuple[str, ...] = ("seen", "heldout")
+
+_TOP_KEYS = frozenset({"name", "description", "target_languages", "pairs"})
+_PRESENT_KEYS = frozenset({"format", "source", "test_as_train", *SPLITS})
+_ABSENT_KEYS = frozenset({"absent", "reason", "source"})
+
+
+def default_catalog_path() -> Path:
+    """The paper's catalog, ``experiments/data/paper33.yaml`` under the repository root."""
+    return repo_root() / "experiments" / "data" / "paper33.yaml"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One (task, lang) pair of a catalog: its files per split, or why it is absent."""
+
+    task: str
+    lang: str
+    format: str = ""
+    files: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    test_as_train: bool = False
+    absent: bool = False
+    reason: str = ""
+    source: str = ""
+
+    @property
+    def pair(self) -> Pair:
+        return (self.task, self.lang)
+
+    def files_for(self, split: str, role: str) -> tuple[Path, ...]:
+        """The files that give ``split`` when the pair plays ``role`` (see the module doc)."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
+        if role not in ROLES:
+            raise ConfigError(f"unknown role {role!r}; known roles: {', '.join(ROLES)}")
+        if self.absent:
+            raise ConfigError(f"pair {self.task}/{self.lang} is absent: {self.reason}")
+        if role == "heldout":
+            return self.files.get("test", ()) if split == "test" else ()
+        if split == "test":
+            return ()
+        if split == "train" and self.test_as_train:
+            return self.files.get("test", ())
+        return self.files.get(split, ())
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All pairs of one catalog file, with paths resolved against ``data_root``."""
+
+    path: Path
+    data_root: Path
+    entries: Mapping[Pair, CatalogEntry]
+    target: tuple[str, ...]
+    name: str = ""
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, data_root: str | Path | None = None) -> Catalog:
+        """Read and validate a catalog; every file it names must exist under the data root.
+
+        ``path`` defaults to :func:`default_catalog_path`, ``data_root`` to
+        :func:`pfpyro.data.paths.data_root`.
+        """
+        path = Path(path) if path is not None else default_catalog_path()
+        root = find_data_root(data_root)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"catalog {path} does not exist") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"catalog {path} is not valid YAML: {error}") from None
+        return _parse_catalog(path, root, raw)
+
+    def pairs(self) -> list[Pair]:
+        """The present (task, lang) pairs, sorted."""
+        return sorted(p for p, e in self.entries.items() if not e.absent)
+
+    def absent_pairs(self) -> list[Pair]:
+        """The pairs listed as absent, sorted."""
+        return sorted(p for p, e in self.entries.items() if e.absent)
+
+    def tasks(self) -> list[str]:
+        return sorted({task for task, _ in self.entries})
+
+    def languages(self) -> list[str]:
+        """Every language of the catalog (present or absent pairs), sorted."""
+        return sorted({lang for _, lang in self.entries})
+
+    def target_languages(self) -> list[str]:
+        """The languages that partitions are drawn over (the catalog's ``target_languages``,
+        or all languages when it names none)."""
+        return list(self.target) if self.target else self.languages()
+
+    def entry(self, task: str, lang: str) -> CatalogEntry:
+        try:
+            return self.entries[(task, lang)]
+        except KeyError:
+            raise ConfigError(f"pair {task}/{lang} is not in the catalog {self.path}") from None
+
+    def files(self, task: str, lang: str, split: str, role: str) -> tuple[Path, ...]:
+        """The files read by :meth:`sentences` for the same arguments."""
+        return self.entry(task, lang).files_for(split, role)
+
+    def sentences(self, task: str, lang: str, split: str, role: str) -> list[Sentence]:
+        """The sentences of ``split`` of a pair playing ``role`` (``seen`` or ``heldout``),
+        from each of its files in catalog order; empty when the pair has no such split."""
+        entry = self.entry(task, lang)
+        out: list[Sentence] = []
+        for file in entry.files_for(split, role):
+            if not file.is_file():
+                raise ConfigError(f"pair {task}/{lang}: file {file} does not exist")
+            out.extend(read_sentences(file, entry.format, task, lang, split))
+        return out
+
+
+def _parse_catalog(path: Path, root: Path, raw: Any) -> Catalog:
+    where = f"catalog {path}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    _no_unknown_keys(where, raw, _TOP_KEYS)
+    pairs = raw.get("pairs")
+    if not isinstance(pairs, dict) or not pairs:
+        raise ConfigError(f"{where}: expected a non-empty mapping 'pairs: {{task: {{lang: ...}}}}'")
+    entries: dict[Pair, CatalogEntry] = {}
+    for task, langs in pairs.items():
+        if task not in TASKS:
+            raise ConfigError(f"{where}: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        if not isinstance(langs, dict) or not langs:
+            raise ConfigError(f"{where}: expected a mapping of languages under task {task!r}")
+        for lang, spec in langs.items():
+            if not isinstance(lang, str):
+                raise ConfigError(
+                    f"{where}: language {lang!r} under {task!r} is not a string (quote it)"
+                )
+            entries[(task, lang)] = _parse_entry(path, root, task, lang, spec)
+    target = raw.get("target_languages", [])
+    if not isinstance(target, list) or not all(isinstance(x, str) for x in target):
+        raise ConfigError(f"{where}: target_languages must be a list of language codes")
+    known = {lang for _, lang in entries}
+    unknown = [lang for lang in target if lang not in known]
+    if unknown:
+        raise ConfigError(f"{where}: target_languages has no pairs for {', '.join(unknown)}")
+    return Catalog(
+        path=path,
+        data_root=root,
+        entries=entries,
+        target=tuple(target),
+        name=str(raw.get("name", "")),
+        description=str(raw.get("description", "")),
+    )
+
+
+def _parse_entry(path: Path, root: Path, task: str, lang: str, spec: Any) -> CatalogEntry:
+    where = f"catalog {path}, pair {task}/{lang}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, found {spec!r}")
+    absent = spec.get("absent", False)
+    if not isinstance(absent, bool):
+        raise ConfigError(f"{where}: absent must be true or false")
+    if absent:
+        _no_unknown_keys(where, spec, _ABSENT_KEYS)
+        reason = spec.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{where}: an absent pair needs a 'reason'")
+        return CatalogEntry(task, lang, absent=True, reason=reason, source=spec.get("source", ""))
+    _no_unknown_keys(where, spec, _PRESENT_KEYS | {"absent"})
+    fmt = spec.get("format")
+    if not isinstance(fmt, str):
+        raise ConfigError(f"{where}: missing 'format'")
+    try:
+        check_format(fmt, task)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    test_as_train = spec.get("test_as_train", False)
+    if not isinstance(test_as_train, bool):
+        raise ConfigError(f"{where}: test_as_train must be true or false")
+    if "test" not in spec:
+        raise ConfigError(f"{where}: a present pair needs a 'test' file")
+    if test_as_train and "train" in spec:
+        raise ConfigError(f"{where}: test_as_train is for pairs without a train split")
+    files: dict[str, tuple[Path, ...]] = {}
+    for split in SPLITS:
+        if split in spec:
+            files[split] = _resolve(where, root, split, spec[split])
+    return CatalogEntry(
+        task,
+        lang,
+        format=fmt,
+        files=files,
+        test_as_train=test_as_train,
+        source=str(spec.get("source", "")),
+    )
+
+
+def _resolve(where: str, root: Path, split: str, value: Any) -> tuple[Path, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{where}: '{split}' must be a path or a non-empty list of paths")
+    paths = []
+    for name in names:
+        file = root / name
+        if not file.is_file():
+            raise ConfigError(f"{where}: {split} file {file} does not exist")
+        paths.append(file)
+    return tuple(paths)
+
+
+def _no_unknown_keys(where: str, mapping: dict, allowed: frozenset[str]) -> None:
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )

@@ -1,0 +1,28 @@
+"""Seeded caps on the number of sentences per split, so CPU runs stay small and repeatable."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pfpyro.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def cap_sentences(sentences: Sequence[T], cap: int | None, seed: int) -> list[T]:
+    """At most ``cap`` sentences drawn at random without replacement, in their original order.
+
+    ``cap=None`` (or a cap at least the number of sentences) keeps all of them. The subset
+    depends only on ``seed`` and the number of sentences, so the same seed on the same file
+    always keeps the same sentences.
+    """
+    if cap is None:
+        return list(sentences)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise ConfigError(f"a sentence cap must be a non-negative integer or None, not {cap!r}")
+    if cap >= len(sentences):
+        return list(sentences)
+    keep = sorted(random.Random(seed).sample(range(len(sentences)), cap))
+    return [sentences[i] for i in keep]
