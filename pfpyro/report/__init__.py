@@ -1,1 +1,61 @@
-"""pfpyro.report."""
+"""pfpyro.report: the paper's tables and figures, drawn from the experiment runner's results."""
+
+from __future__ import annotations
+
+from pfpyro.report.figures import (
+    EntropyFigure,
+    FigureSet,
+    Projection,
+    ece_from_bins,
+    entropy_by_pair,
+    figure_entropy,
+    figure_language_posteriors,
+    figure_per_language,
+    figure_reliability,
+    pca_project,
+    pool_reliability,
+    write_figures,
+)
+from pfpyro.report.tables import (
+    HEADLINES,
+    MODEL_ORDER,
+    RESULT_COLUMNS,
+    display_name,
+    format_cell,
+    order_models,
+    per_pair_markdown,
+    per_pair_table,
+    table1,
+    table1_markdown,
+    table2,
+    table2_markdown,
+    write_tables,
+)
+
+__all__ = [
+    "HEADLINES",
+    "MODEL_ORDER",
+    "RESULT_COLUMNS",
+    "EntropyFigure",
+    "FigureSet",
+    "Projection",
+    "display_name",
+    "ece_from_bins",
+    "entropy_by_pair",
+    "figure_entropy",
+    "figure_language_posteriors",
+    "figure_per_language",
+    "figure_reliability",
+    "format_cell",
+    "order_models",
+    "pca_project",
+    "per_pair_markdown",
+    "per_pair_table",
+    "pool_reliability",
+    "table1",
+    "table1_markdown",
+    "table2",
+    "table2_markdown",
+    "write_figures",
+    "write_tables",
+]

@@ -1,0 +1,591 @@
+"""The paper's figures (Fig. 2, 3, 4) and reliability diagrams, written as PNG files.
+
+Every figure is a :class:`matplotlib.figure.Figure` drawn on its own Agg canvas, never through
+pyplot: nothing global is switched (no backend change at import), no window can open, and
+figures can be drawn from several threads. Each function writes its PNG atomically (temporary
+file, then ``os.replace``) and returns the path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from scipy import stats
+
+from pfpyro.data.labels import LABEL_SETS
+from pfpyro.errors import PfpyroError
+from pfpyro.evaluate.correlation import Correlation, correlate
+from pfpyro.report.tables import (
+    as_frame,
+    check_columns,
+    check_results,
+    display_name,
+    headline_metric,
+    order_models,
+    per_pair_table,
+)
+
+ENTROPY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "partition",
+    "seed",
+    "task",
+    "lang",
+    "sentence",
+    "entropy",
+)
+RELIABILITY_COLUMNS: tuple[str, ...] = ("model", "task", "bin", "confidence", "accuracy", "count")
+
+_TASK_TITLE = {"pos": "POS tagging", "ner": "NER"}
+_SCORE_TITLE = {"accuracy": "accuracy (%)", "span_f1": "span F1 (%)", "token_f1": "token F1 (%)"}
+_METRIC_NAME = {"accuracy": "accuracy", "span_f1": "span F1", "token_f1": "token F1"}
+_TASK_COLOUR = {"pos": "tab:blue", "ner": "tab:orange"}
+_DPI = 150
+
+
+def _colours(n: int) -> list:
+    """n distinct colours: tab10 while it lasts, then tab20, then an even spread of a hue map."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["hsv"](i / n) for i in range(n)]
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at ``path`` through a temporary file: all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=_DPI)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- Fig. 2: per-language scores -----------------------------------------------------------
+
+
+def figure_per_language(
+    results: pd.DataFrame | str | os.PathLike[str],
+    task: str,
+    path: str | os.PathLike[str],
+    metric: str | None = None,
+    models: Sequence[str] | None = None,
+) -> Path:
+    """Fig. 2: per held-out language of ``task``, grouped bars of each model's score.
+
+    Bars are the mean over seeds of the headline metric (or ``metric``), error bars the std.
+    """
+    frame = check_results(results)
+    metric = metric or headline_metric(task)
+    table = per_pair_table(frame, task, metric, models)
+    if table.empty:
+        raise PfpyroError(f"results hold no {metric} scores for task {task!r}")
+    langs = list(table.index)
+    models = list(dict.fromkeys(table.columns.get_level_values(0)))
+    width = min(max(8.0, 1.5 + len(langs) * (0.12 * len(models) + 0.25)), 28.0)
+    fig = _new_figure(width, 4.5)
+    ax = fig.add_subplot()
+    x = np.arange(len(langs))
+    bar = 0.8 / max(len(models), 1)
+    for i, (model, colour) in enumerate(zip(models, _colours(len(models)), strict=True)):
+        mean = table[(model, "mean")].to_numpy(dtype=float) * 100
+        std = table[(model, "std")].to_numpy(dtype=float) * 100
+        run = ~np.isnan(mean)
+        ax.bar(
+            (x - 0.4 + bar * (i + 0.5))[run],
+            mean[run],
+            bar,
+            yerr=np.nan_to_num(std[run]),
+            label=display_name(model),
+            color=colour,
+            error_kw={"elinewidth": 0.8, "capsize": 1.5},
+        )
+    ax.set_xticks(x, langs)
+    ax.set_xlim(-0.6, len(langs) - 0.4)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("held-out language (ISO 639 code)")
+    ax.set_ylabel(_SCORE_TITLE.get(metric, metric))
+    ax.set_title(
+        f"{_TASK_TITLE.get(task, task)}: zero-shot {_METRIC_NAME.get(metric, metric)} per held-out "
+        "language (mean ± std over seeds)"
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return save_png(fig, path)
+
+
+# --- Fig. 3: entropy of the predictive distribution ------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntropyFigure:
+    """What :func:`figure_entropy` made: the PNG's path and the entropy–score correlation.
+
+    It unpacks as ``path, correlation = figure_entropy(...)``.
+    """
+
+    path: Path
+    correlation: Correlation
+
+    def __iter__(self) -> Iterator[Path | Correlation]:
+        return iter((self.path, self.correlation))
+
+
+def _correlate(x: np.ndarray, y: np.ndarray) -> Correlation:
+    """:func:`pfpyro.evaluate.correlate`, or all-NaN when there are fewer than 3 pairs."""
+    if len(x) < 3:
+        nan = math.nan
+        return Correlation(nan, nan, nan, nan, len(x))
+    return correlate(x, y)
+
+
+def _entropy_rows(
+    sentence_entropy: pd.DataFrame | str | os.PathLike[str],
+    model: str,
+    tasks: Sequence[str] | None,
+) -> pd.DataFrame:
+    """The checked sentence-entropy rows of ``model`` (and ``tasks``), entropy made numeric."""
+    ent = as_frame(sentence_entropy, "sentence entropy")
+    check_columns(ent, ENTROPY_COLUMNS, "sentence entropy")
+    ent = ent[ent["model"] == model]
+    if tasks is not None:
+        ent = ent[ent["task"].isin(list(tasks))]
+    if ent.empty:
+        raise PfpyroError(f"sentence entropy holds no rows for model {model!r}")
+    entropy = pd.to_numeric(ent["entropy"], errors="coerce")
+    if entropy.isna().any():
+        row = int(np.flatnonzero(entropy.isna().to_numpy())[0])
+        raise PfpyroError(
+            f"sentence entropy: column entropy must be numeric, found "
+            f"{ent['entropy'].iloc[row]!r} in row {ent.index[row]}"
+        )
+    return ent.assign(entropy=entropy, task=ent["task"].astype(str), lang=ent["lang"].astype(str))
+
+
+def entropy_by_pair(
+    sentence_entropy: pd.DataFrame | str | os.PathLike[str],
+    results: pd.DataFrame | str | os.PathLike[str],
+    model: str = "pf-lr-bma",
+    tasks: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, Correlation]:
+    """Per task–language pair of ``model``: mean sentence entropy and headline score.
+
+    The entropy is the mean over all the pair's sentences (seeds and partitions pooled); the
+    score is the headline metric's mean over seeds. Returns the frame (columns task, lang,
+    entropy, median, score; score NaN where the pair has none) and the correlation over the
+    pairs that have both.
+    """
+    ent = _entropy_rows(sentence_entropy, model, tasks)
+    frame = check_results(results)
+    grouped = ent.groupby(["task", "lang"])["entropy"]
+    pairs = pd.DataFrame({"entropy": grouped.mean(), "median": grouped.median()}).reset_index()
+    scores = frame[frame["model"] == model].dropna(subset=["value"])
+    scores = scores.assign(task=scores["task"].astype(str), lang=scores["lang"].astype(str))
+    score = []
+    for task, lang in zip(pairs["task"], pairs["lang"], strict=True):
+        metric = headline_metric(task)
+        rows = scores[(scores["task"] == task) & (scores["lang"] == lang)]
+        rows = rows[rows["metric"] == metric]
+        per_seed = rows.groupby("seed")["value"].mean()
+        score.append(float(per_seed.mean()) if len(per_seed) else math.nan)
+    pairs["score"] = score
+    both = pairs.dropna(subset=["score"])
+    return pairs, _correlate(both["entropy"].to_numpy(float), both["score"].to_numpy(float))
+
+
+def _p_text(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.2g}"
+
+
+def correlation_text(corr: Correlation) -> str:
+    """One line: "Pearson r = -0.914 (p = 1e-26), Spearman ρ = -0.880 (p = 3e-20), 78 pairs"."""
+    if math.isnan(corr.pearson):
+        return f"entropy vs score: correlation undefined ({corr.n} scored pairs)"
+    return (
+        f"entropy vs score: Pearson r = {corr.pearson:.3f} (p = {_p_text(corr.pearson_p)}), "
+        f"Spearman ρ = {corr.spearman:.3f} (p = {_p_text(corr.spearman_p)}), {corr.n} pairs"
+    )
+
+
+def figure_entropy(
+    sentence_entropy: pd.DataFrame | str | os.PathLike[str],
+    results: pd.DataFrame | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    model: str = "pf-lr-bma",
+    tasks: Sequence[str] | None = None,
+) -> EntropyFigure:
+    """Fig. 3: per task–language pair, box plots of sentence entropy, ordered by median.
+
+    Boxes are coloured by task; dashed lines mark each task's maximum entropy (ln of its label
+    count). The title gives the Pearson and Spearman correlation (p-values) of each pair's mean
+    entropy with its headline score; both the path and the correlation are returned.
+    """
+    ent = _entropy_rows(sentence_entropy, model, tasks)
+    pairs, corr = entropy_by_pair(ent, results, model, tasks)
+    pairs = pairs.sort_values(["median", "task", "lang"], kind="stable").reset_index(drop=True)
+    data = [
+        ent.loc[(ent["task"] == t) & (ent["lang"] == lang), "entropy"].to_numpy(float)
+        for t, lang in zip(pairs["task"], pairs["lang"], strict=True)
+    ]
+    colours = [_TASK_COLOUR.get(t, "tab:gray") for t in pairs["task"]]
+    width = min(max(8.0, 1.5 + 0.28 * len(pairs)), 28.0)
+    fig = _new_figure(width, 4.8)
+    ax = fig.add_subplot()
+    boxes = ax.boxplot(
+        data,
+        positions=np.arange(len(pairs)),
+        widths=0.6,
+        patch_artist=True,
+        showfliers=True,
+        flierprops={"markersize": 2, "alpha": 0.4},
+        medianprops={"color": "black"},
+    )
+    for patch, colour in zip(boxes["boxes"], colours, strict=True):
+        patch.set_facecolor(colour)
+        patch.set_alpha(0.7)
+    ax.set_xticks(np.arange(len(pairs)), list(pairs["lang"]))
+    for tick, colour in zip(ax.get_xticklabels(), colours, strict=True):
+        tick.set_color(colour)
+    tasks_shown = list(dict.fromkeys(pairs["task"]))
+    handles = [
+        Patch(color=_TASK_COLOUR.get(t, "tab:gray"), alpha=0.7, label=_TASK_TITLE.get(t, t))
+        for t in tasks_shown
+    ]
+    for t in tasks_shown:
+        if t in LABEL_SETS:
+            top = math.log(len(LABEL_SETS[t]))
+            line = ax.axhline(top, ls="--", lw=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
+            line.set_label(f"max entropy {_TASK_TITLE.get(t, t)} (ln {len(LABEL_SETS[t])})")
+            handles.append(line)
+    ax.set_xlim(-0.7, len(pairs) - 0.3)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("held-out language (pairs ordered by median entropy; colour = task)")
+    ax.set_ylabel("sentence mean predictive entropy (nats)")
+    ax.set_title(
+        f"{display_name(model)}: predictive entropy per held-out pair\n{correlation_text(corr)}"
+    )
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return EntropyFigure(save_png(fig, path), corr)
+
+
+# --- Fig. 4: language posteriors -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Samples of several languages projected on the principal axes of all of them together."""
+
+    langs: list[str]
+    scores: dict[str, np.ndarray]  # lang -> [S, k]
+    explained: np.ndarray  # [k] share of the total variance along each axis
+
+
+def pca_project(
+    samples: Mapping[str, np.ndarray], langs: Sequence[str] | None = None, k: int = 4
+) -> Projection:
+    """Project each language's samples [S, h] on the top ``k`` principal axes (numpy SVD).
+
+    The axes are fitted on the chosen languages' samples stacked together and centred on their
+    joint mean, so all languages share one coordinate system.
+    """
+    langs = list(samples) if langs is None else list(langs)
+    if not langs:
+        raise PfpyroError("language posteriors: no language to plot")
+    unknown = [lang for lang in langs if lang not in samples]
+    if unknown:
+        raise PfpyroError(
+            f"language posteriors: no samples for {', '.join(unknown)}; "
+            f"known: {', '.join(map(str, samples))}"
+        )
+    arrays = {lang: np.asarray(samples[lang], dtype=float) for lang in langs}
+    dims = {a.shape[1] for a in arrays.values() if a.ndim == 2}
+    bad = [lang for lang, a in arrays.items() if a.ndim != 2 or a.shape[0] < 1]
+    if bad or len(dims) != 1:
+        shapes = ", ".join(f"{lang}: {arrays[lang].shape}" for lang in langs)
+        raise PfpyroError(f"language posteriors: expected arrays [S, h] with one h, found {shapes}")
+    stacked = np.concatenate([arrays[lang] for lang in langs])
+    centre = stacked.mean(axis=0)
+    _, sing, vt = np.linalg.svd(stacked - centre, full_matrices=False)
+    k = min(k, vt.shape[0])
+    total = float((sing**2).sum())
+    explained = sing[:k] ** 2 / total if total > 0 else np.zeros(k)
+    scores = {lang: (arrays[lang] - centre) @ vt[:k].T for lang in langs}
+    return Projection(langs, scores, explained)
+
+
+def _density(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """Gaussian KDE of ``values`` on ``grid``; None when the values are too few or constant."""
+    if len(values) < 2 or np.ptp(values) == 0:
+        return None
+    try:
+        return stats.gaussian_kde(values)(grid)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def figure_language_posteriors(
+    samples: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    langs: Sequence[str] | None = None,
+    k: int = 4,
+) -> Path:
+    """Fig. 4: posterior samples of l_j, PCA-reduced to ``k`` dimensions; one density per language.
+
+    One panel per principal component; densities are Gaussian KDEs (a histogram where a KDE is
+    undefined, e.g. a single sample).
+    """
+    proj = pca_project(samples, langs, k)
+    k = len(proj.explained)
+    cols = min(k, 2)
+    rows = math.ceil(k / cols)
+    fig = _new_figure(5.0 * cols, 3.4 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colours = _colours(len(proj.langs))
+    for d in range(k):
+        ax = axes[d]
+        values = np.concatenate([proj.scores[lang][:, d] for lang in proj.langs])
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.1 * (hi - lo) if hi > lo else 1.0
+        grid = np.linspace(lo - pad, hi + pad, 256)
+        for lang, colour in zip(proj.langs, colours, strict=True):
+            column = proj.scores[lang][:, d]
+            dens = _density(column, grid)
+            if dens is None:
+                ax.hist(
+                    column,
+                    bins=20,
+                    range=(grid[0], grid[-1]),
+                    density=True,
+                    color=colour,
+                    alpha=0.5,
+                    label=lang,
+                )
+            else:
+                ax.plot(grid, dens, color=colour, label=lang)
+                ax.fill_between(grid, dens, color=colour, alpha=0.15)
+        ax.set_title(f"PC{d + 1} ({100 * proj.explained[d]:.1f}% of variance)")
+        ax.set_xlabel(f"projection on PC{d + 1}")
+        ax.set_ylabel("density")
+        ax.set_ylim(bottom=0)
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        title="language",
+        loc="outside right upper",
+        fontsize="small",
+        ncols=1 + len(proj.langs) // 25,
+    )
+    fig.suptitle(f"Posterior samples of the language latents, PCA to {k} dimensions")
+    return save_png(fig, path)
+
+
+# --- reliability diagrams --------------------------------------------------------------------
+
+
+def pool_reliability(
+    reliability: pd.DataFrame | str | os.PathLike[str], n_bins: int = 15
+) -> pd.DataFrame:
+    """Per (model, task, bin): count-weighted mean confidence and accuracy, and the total count.
+
+    Rows already aggregated pass through unchanged; finer rows (per pair, per seed) are pooled.
+    Empty bins (count 0, whose confidence and accuracy may be NaN) are dropped.
+    """
+    frame = as_frame(reliability, "reliability")
+    check_columns(frame, RELIABILITY_COLUMNS, "reliability")
+    numbers = frame[["bin", "confidence", "accuracy", "count"]].apply(
+        pd.to_numeric, errors="coerce"
+    )
+    if numbers[["bin", "count"]].isna().to_numpy().any():
+        raise PfpyroError("reliability: columns bin and count must hold numbers in every row")
+    used = numbers["count"] > 0
+    if numbers.loc[used, ["confidence", "accuracy"]].isna().to_numpy().any():
+        raise PfpyroError("reliability: a bin with a count needs numeric confidence and accuracy")
+    if ((numbers["bin"] < 0) | (numbers["bin"] >= n_bins)).any() or (numbers["count"] < 0).any():
+        raise PfpyroError(f"reliability: expected bins in 0..{n_bins - 1} and counts >= 0")
+    frame, numbers = frame[used], numbers[used]
+    frame = frame.assign(
+        model=frame["model"].astype(str),
+        task=frame["task"].astype(str),
+        bin=numbers["bin"].astype(int),
+        count=numbers["count"],
+        conf_w=numbers["confidence"] * numbers["count"],
+        acc_w=numbers["accuracy"] * numbers["count"],
+    )
+    pooled = frame.groupby(["model", "task", "bin"], as_index=False)[
+        ["count", "conf_w", "acc_w"]
+    ].sum()
+    return pd.DataFrame(
+        {
+            "model": pooled["model"],
+            "task": pooled["task"],
+            "bin": pooled["bin"],
+            "confidence": pooled["conf_w"] / pooled["count"],
+            "accuracy": pooled["acc_w"] / pooled["count"],
+            "count": pooled["count"],
+        }
+    ).reset_index(drop=True)
+
+
+def ece_from_bins(bins: pd.DataFrame) -> float:
+    """Expected calibration error: the count-weighted mean |accuracy − confidence| over bins."""
+    total = float(bins["count"].sum())
+    if total <= 0:
+        return math.nan
+    gaps = (bins["accuracy"] - bins["confidence"]).abs() * bins["count"]
+    return float(gaps.sum() / total)
+
+
+def figure_reliability(
+    reliability: pd.DataFrame | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    n_bins: int = 15,
+) -> Path:
+    """Reliability diagrams: one panel per (task, model), accuracy against confidence per bin.
+
+    Bars span their confidence bin and rise to the bin's accuracy; a hatched bar shows the gap to
+    the bin's mean confidence; the diagonal is perfect calibration; the title gives the ECE.
+    """
+    bins = pool_reliability(reliability, n_bins)
+    if bins.empty:
+        raise PfpyroError("reliability: no bin holds any prediction")
+    tasks = [t for t in ("pos", "ner") if t in set(bins["task"])]
+    tasks += sorted(set(bins["task"]) - set(tasks))
+    models = order_models(bins["model"])
+    fig = _new_figure(2.9 * len(models) + 0.5, 3.0 * len(tasks) + 0.4)
+    axes = fig.subplots(len(tasks), len(models), squeeze=False, sharex=True, sharey=True)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    for r, task in enumerate(tasks):
+        for c, model in enumerate(models):
+            ax = axes[r, c]
+            cell = bins[(bins["task"] == task) & (bins["model"] == model)]
+            ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8, label="perfect calibration")
+            if cell.empty:
+                ax.set_title(f"{display_name(model)} · {_TASK_TITLE.get(task, task)}: not run")
+            else:
+                left = edges[cell["bin"].to_numpy()]
+                width = np.diff(edges)[cell["bin"].to_numpy()]
+                acc = cell["accuracy"].to_numpy()
+                conf = cell["confidence"].to_numpy()
+                ax.bar(
+                    left,
+                    acc,
+                    width,
+                    align="edge",
+                    color="tab:blue",
+                    edgecolor="white",
+                    lw=0.5,
+                    label="accuracy",
+                )
+                ax.bar(
+                    left,
+                    conf - acc,
+                    width,
+                    bottom=acc,
+                    align="edge",
+                    color="none",
+                    edgecolor="tab:red",
+                    hatch="//",
+                    lw=0.6,
+                    label="gap to confidence",
+                )
+                ece = 100 * ece_from_bins(cell)
+                ax.set_title(
+                    f"{display_name(model)} · {_TASK_TITLE.get(task, task)}: ECE {ece:.2f}%",
+                    fontsize="medium",
+                )
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_aspect("equal")
+            if r == len(tasks) - 1:
+                ax.set_xlabel("confidence")
+            if c == 0:
+                ax.set_ylabel("accuracy")
+    handles = [
+        Line2D([], [], ls="--", color="gray", lw=0.8, label="perfect calibration"),
+        Patch(facecolor="tab:blue", label="accuracy per bin"),
+        Patch(facecolor="none", edgecolor="tab:red", hatch="//", label="gap to mean confidence"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
+    fig.suptitle(f"Reliability diagrams ({n_bins} confidence bins)")
+    return save_png(fig, path)
+
+
+# --- all of them --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FigureSet:
+    """What :func:`write_figures` wrote, and Fig. 3's correlation when it was drawn."""
+
+    paths: list[Path]
+    entropy_correlation: Correlation | None = None
+
+
+def write_figures(
+    out_dir: str | os.PathLike[str],
+    results: pd.DataFrame | str | os.PathLike[str] | None = None,
+    sentence_entropy: pd.DataFrame | str | os.PathLike[str] | None = None,
+    reliability: pd.DataFrame | str | os.PathLike[str] | None = None,
+    posterior_samples: Mapping[str, np.ndarray] | None = None,
+    entropy_model: str = "pf-lr-bma",
+    posterior_langs: Sequence[str] | None = None,
+) -> FigureSet:
+    """Write every figure whose inputs are given into ``out_dir``.
+
+    fig2_<task>.png per task in ``results``; fig3_entropy.png (needs results and sentence
+    entropy); fig4_language_posteriors.png; reliability.png.
+    """
+    out = Path(out_dir)
+    paths: list[Path] = []
+    corr = None
+    if results is not None:
+        frame = check_results(results)
+        present = set(frame["task"].astype(str))
+        for task in [t for t in ("pos", "ner") if t in present]:
+            paths.append(figure_per_language(frame, task, out / f"fig2_{task}.png"))
+        if sentence_entropy is not None:
+            path, corr = figure_entropy(
+                sentence_entropy, frame, out / "fig3_entropy.png", model=entropy_model
+            )
+            paths.append(path)
+    if posterior_samples is not None:
+        paths.append(
+            figure_language_posteriors(
+                posterior_samples, out / "fig4_language_posteriors.png", posterior_langs
+            )
+        )
+    if reliability is not None:
+        paths.append(figure_reliability(reliability, out / "reliability.png"))
+    return FigureSet(paths, corr)

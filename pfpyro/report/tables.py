@@ -1,0 +1,350 @@
+"""The paper's tables (Table 1, Table 2, per-pair scores) from the runner's long result frames.
+
+A result frame has one row per model × partition × seed × task–language pair × metric, with the
+columns of :data:`RESULT_COLUMNS`; values are fractions in [0, 1]. Every table here follows one
+recipe (DESIGN §7): average the headline metric over the held-out pairs within each seed, then
+report the mean ± std over seeds. Partitions are pooled, since across the two paper partitions
+each pair is held out exactly once (a pair scored in several partitions counts once, averaged).
+
+Tables are DataFrames of fractions with two-level columns ``(label, stat)``, where ``stat`` is
+``mean``, ``std`` (over seeds, ``ddof=0``, so a single seed gives 0) and ``seeds`` (how many
+seeds the cell rests on). A combination that was never run is NaN there and blank in Markdown,
+where numbers are percentages with two decimals ("71.23 ± 0.45").
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pfpyro.errors import DataFormatError, PfpyroError
+from pfpyro.evaluate.scoring import HEADLINE
+
+RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang", "metric", "value")
+
+# The baselines first, then the two guides of the factorization (the paper's Table 1 order,
+# with the weakest single-source baseline first); any other model follows alphabetically.
+MODEL_ORDER: tuple[str, ...] = ("ns", "ls", "bea", "jm", "pf-d", "pf-lr")
+
+# (task, metric, column label): the headline metric of each task, and NER's token F1 that the
+# paper's numbers correspond to.
+HEADLINES: tuple[tuple[str, str, str], ...] = (
+    ("pos", "accuracy", "POS acc"),
+    ("ner", "span_f1", "NER F1"),
+    ("ner", "token_f1", "NER token F1"),
+)
+
+STATS: tuple[str, ...] = ("mean", "std", "seeds")
+
+_DISPLAY = {"ns": "NS", "ls": "LS", "bea": "BEA", "jm": "JM", "pf-d": "PF-d", "pf-lr": "PF-lr"}
+
+
+def display_name(model: str) -> str:
+    """The paper's spelling of a model name ("pf-lr" → "PF-lr", "pf-lr-bma" → "PF-lr-bma")."""
+    for key in sorted(_DISPLAY, key=len, reverse=True):
+        if model == key or model.startswith(key + "-"):
+            return _DISPLAY[key] + model[len(key) :]
+    return model
+
+
+def order_models(models: Iterable[str]) -> list[str]:
+    """Distinct ``models`` in the canonical order of :data:`MODEL_ORDER`, then the rest sorted."""
+    distinct = set(models)
+    known = [m for m in MODEL_ORDER if m in distinct]
+    return known + sorted(distinct - set(MODEL_ORDER))
+
+
+def headline_metric(task: str) -> str:
+    """The metric a task is ranked by: POS accuracy, NER span F1."""
+    try:
+        return HEADLINE[task]
+    except KeyError:
+        raise PfpyroError(
+            f"no headline metric for task {task!r}; known tasks: {', '.join(HEADLINE)}"
+        ) from None
+
+
+def check_columns(frame: pd.DataFrame, required: Sequence[str], what: str) -> None:
+    """Raise a PfpyroError naming every column of ``required`` that ``frame`` lacks."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise PfpyroError(
+            f"{what} lacks column(s) {', '.join(missing)}; "
+            f"expected {', '.join(required)}, found {', '.join(map(str, frame.columns)) or 'none'}"
+        )
+
+
+def as_frame(source: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A DataFrame as given, or read from a CSV path (a missing file is a PfpyroError)."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise PfpyroError(f"{path}: {what} file not found")
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])  # "nan" may be a lang
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise PfpyroError(f"{path}: expected a CSV {what} file ({err})") from None
+
+
+def check_results(results: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
+    """The result frame with its columns checked and ``value`` made numeric."""
+    frame = as_frame(results, "results")
+    check_columns(frame, RESULT_COLUMNS, "results")
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = values.isna() & frame["value"].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        found = frame["value"].iloc[row]
+        if isinstance(results, pd.DataFrame):
+            raise PfpyroError(
+                f"results: column value must be numeric, found {found!r} in row {row}"
+            )
+        # the CSV's line: a header line, then 1-based rows
+        raise DataFormatError(results, row + 2, "a number in column value", str(found))
+    frame = frame.copy()
+    frame["value"] = values
+    return frame
+
+
+def _pair_scores(results: pd.DataFrame) -> pd.DataFrame:
+    """One score per (model, seed, task, lang, metric): partitions pooled, NaNs dropped."""
+    rows = results.dropna(subset=["value"])
+    keys = ["model", "seed", "task", "lang", "metric"]
+    return rows.groupby(keys, as_index=False, sort=False)["value"].mean()
+
+
+def _over_seeds(per_seed: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, std (ddof=0) and count over seeds of ``value``, per ``keys``."""
+    grouped = per_seed.groupby(keys, sort=False)["value"]
+    out = pd.DataFrame(
+        {"mean": grouped.mean(), "std": grouped.std(ddof=0), "seeds": grouped.count()}
+    )
+    return out.reset_index()
+
+
+def _empty_table(index: Sequence[str], labels: Sequence[str], index_name: str) -> pd.DataFrame:
+    columns = pd.MultiIndex.from_product([list(labels), list(STATS)], names=["column", "stat"])
+    frame = pd.DataFrame(np.nan, index=pd.Index(list(index), name=index_name), columns=columns)
+    return frame.astype({(label, "seeds"): "Int64" for label in labels})
+
+
+def _fill(table: pd.DataFrame, row: str, label: str, stats: Mapping[str, float]) -> None:
+    for stat in STATS:
+        table.loc[row, (label, stat)] = stats[stat]
+
+
+def table1(
+    results: pd.DataFrame | str | os.PathLike[str], models: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The paper's Table 1: per model, each task's headline score averaged over held-out pairs.
+
+    Rows are models (canonical order, or ``models`` as given), columns ``(label, stat)`` for the
+    labels of :data:`HEADLINES`. A value is the mean over pairs within a (model, seed), then the
+    mean and std over seeds.
+    """
+    frame = check_results(results)
+    rows = order_models(frame["model"]) if models is None else list(models)
+    labels = [label for _, _, label in HEADLINES]
+    table = _empty_table(rows, labels, "model")
+    scores = _pair_scores(frame)
+    for task, metric, label in HEADLINES:
+        chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
+        per_seed = chosen.groupby(["model", "seed"], as_index=False)["value"].mean()
+        for _, stat in _over_seeds(per_seed, ["model"]).iterrows():
+            if stat["model"] in table.index:
+                _fill(table, stat["model"], label, stat)
+    return table
+
+
+def per_pair_table(
+    results: pd.DataFrame | str | os.PathLike[str],
+    task: str,
+    metric: str | None = None,
+    models: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per held-out language of ``task``, every model's score: mean ± std over seeds.
+
+    Rows are languages (sorted codes), columns ``(model, stat)``; ``metric`` defaults to the
+    task's headline metric.
+    """
+    frame = check_results(results)
+    metric = metric or headline_metric(task)
+    scores = _pair_scores(frame)
+    chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
+    if models is None:
+        models = order_models(chosen["model"]) if len(chosen) else order_models(frame["model"])
+    langs = sorted(chosen["lang"].astype(str).unique())
+    table = _empty_table(langs, list(models), "lang")
+    for _, stat in _over_seeds(chosen, ["lang", "model"]).iterrows():
+        if stat["model"] in set(models):
+            _fill(table, str(stat["lang"]), stat["model"], stat)
+    return table
+
+
+def table2(
+    results_by_subset: Mapping[str, pd.DataFrame | str | os.PathLike[str]],
+    model: str = "pf-lr",
+) -> pd.DataFrame:
+    """The paper's Table 2: ``model``'s headline scores per language subset.
+
+    ``results_by_subset`` maps a column name (e.g. "|L|=11 Sim") to that subset's result frame;
+    columns keep the mapping's order. Rows are the labels of :data:`HEADLINES`; columns
+    ``(subset, stat)``.
+    """
+    labels = [label for _, _, label in HEADLINES]
+    table = _empty_table(labels, list(results_by_subset), "metric")
+    for subset, results in results_by_subset.items():
+        frame = check_results(results)
+        scores = _pair_scores(frame[frame["model"] == model])
+        for task, metric, label in HEADLINES:
+            chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
+            if chosen.empty:
+                continue
+            per_seed = chosen.groupby("seed", as_index=False)["value"].mean()
+            per_seed["model"] = model
+            stat = _over_seeds(per_seed, ["model"]).iloc[0]
+            _fill(table, label, subset, stat)
+    return table
+
+
+def format_cell(mean: float, std: float) -> str:
+    """A fraction's mean ± std as percentages with two decimals; blank when there is no value."""
+    if mean is None or pd.isna(mean):
+        return ""
+    text = f"{100 * float(mean):.2f}"
+    if std is not None and not pd.isna(std):
+        text += f" ± {100 * float(std):.2f}"
+    return text
+
+
+def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A pipe table: first column left-aligned (names), the others right-aligned (numbers)."""
+    rows = [[cell.replace("|", "\\|") for cell in row] for row in [header, *body]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)]
+    lines = [line(rows[0]), "|" + "|".join(rule) + "|"] + [line(r) for r in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def table_markdown(
+    table: pd.DataFrame, corner: str | None = None, names: Mapping[str, str] | None = None
+) -> str:
+    """Any table of this module as a Markdown pipe table of "mean ± std" percentages.
+
+    ``names`` renames row and column labels (e.g. model codes to display names).
+    """
+    names = dict(names or {})
+    labels = list(dict.fromkeys(table.columns.get_level_values(0)))
+    header = [corner if corner is not None else str(table.index.name or "")]
+    header += [names.get(str(label), str(label)) for label in labels]
+    body = []
+    for row in table.index:
+        cells = [names.get(str(row), str(row))]
+        cells += [
+            format_cell(table.loc[row, (lab, "mean")], table.loc[row, (lab, "std")])
+            for lab in labels
+        ]
+        body.append(cells)
+    return _markdown(header, body)
+
+
+def _model_names(models: Iterable[str]) -> dict[str, str]:
+    return {m: display_name(m) for m in models}
+
+
+def table1_markdown(table: pd.DataFrame) -> str:
+    """Table 1 as Markdown: one row per model (paper spelling), "71.23 ± 0.45" cells."""
+    return table_markdown(table, corner="Model", names=_model_names(table.index))
+
+
+def per_pair_markdown(table: pd.DataFrame) -> str:
+    """A per-pair table as Markdown: one row per language, one column per model."""
+    models = table.columns.get_level_values(0)
+    return table_markdown(table, corner="Lang", names=_model_names(models))
+
+
+def table2_markdown(table: pd.DataFrame) -> str:
+    """Table 2 as Markdown: one row per task metric, one column per language subset."""
+    return table_markdown(table, corner="Task")
+
+
+def flat_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with one-level columns "label mean", "label std", "label seeds" (for CSV)."""
+    flat = table.copy()
+    flat.columns = [f"{label} {stat}" for label, stat in table.columns]
+    return flat
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a table is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+_TASK_TITLE = {"pos": "POS", "ner": "NER"}
+_METRIC_TITLE = {"accuracy": "accuracy", "span_f1": "span F1", "token_f1": "token F1"}
+
+
+def _per_pair_document(results: pd.DataFrame, task: str) -> str:
+    metrics = [metric for t, metric, _ in HEADLINES if t == task] or [headline_metric(task)]
+    parts = []
+    for metric in metrics:
+        table = per_pair_table(results, task, metric)
+        if table.empty:
+            continue
+        title = f"{_TASK_TITLE.get(task, task)} {_METRIC_TITLE.get(metric, metric)}"
+        parts.append(
+            f"## {title} (%) per held-out language, mean ± std over seeds\n\n"
+            + per_pair_markdown(table)
+        )
+    return "\n".join(parts)
+
+
+def write_tables(
+    results: pd.DataFrame | str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """Write table1.md, table1.csv and per_pair_<task>.md (tasks with results) into ``out_dir``.
+
+    Each file is written atomically; the CSV keeps fractions, the Markdown shows percentages.
+    Returns the paths written, in that order.
+    """
+    frame = check_results(results)
+    out = Path(out_dir)
+    table = table1(frame)
+    heading = "# Table 1: headline scores (%) averaged over held-out pairs, mean ± std over seeds"
+    written = [
+        write_text_atomic(out / "table1.md", f"{heading}\n\n{table1_markdown(table)}"),
+        write_text_atomic(out / "table1.csv", flat_columns(table).to_csv(float_format="%.6g")),
+    ]
+    present = set(frame["task"].astype(str))
+    for task in ("pos", "ner"):
+        if task not in present:
+            continue
+        document = _per_pair_document(frame, task)
+        if document:
+            written.append(write_text_atomic(out / f"per_pair_{task}.md", document))
+    return written
