@@ -1,1 +1,48 @@
-"""pfpyro.evaluate."""
+"""Metrics of a pair's predictions: task scores, uncertainty and calibration, correlations."""
+
+from pfpyro.evaluate.correlation import Correlation, correlate, entropy_score_correlation
+from pfpyro.evaluate.metrics import (
+    PRF,
+    argmax_labels,
+    ids_to_tags,
+    span_f1,
+    span_prf,
+    token_accuracy,
+    token_f1,
+    token_prf,
+)
+from pfpyro.evaluate.scoring import HEADLINE, score_pair
+from pfpyro.evaluate.uncertainty import (
+    ReliabilityDiagram,
+    brier_score,
+    expected_calibration_error,
+    mean_entropy,
+    negative_log_likelihood,
+    reliability_diagram,
+    sentence_entropy,
+    token_entropy,
+)
+
+__all__ = [
+    "HEADLINE",
+    "PRF",
+    "Correlation",
+    "ReliabilityDiagram",
+    "argmax_labels",
+    "brier_score",
+    "correlate",
+    "entropy_score_correlation",
+    "expected_calibration_error",
+    "ids_to_tags",
+    "mean_entropy",
+    "negative_log_likelihood",
+    "reliability_diagram",
+    "score_pair",
+    "sentence_entropy",
+    "span_f1",
+    "span_prf",
+    "token_accuracy",
+    "token_entropy",
+    "token_f1",
+    "token_prf",
+]

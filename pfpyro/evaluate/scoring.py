@@ -1,0 +1,99 @@
+"""Every metric of one task–language pair from one call: :func:`score_pair`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pfpyro.data.labels import label_set
+from pfpyro.evaluate.metrics import ids_to_tags, span_prf, token_accuracy, token_prf
+from pfpyro.evaluate.uncertainty import (
+    brier_score,
+    expected_calibration_error,
+    mean_entropy,
+    negative_log_likelihood,
+    sentence_entropy,
+)
+
+HEADLINE: dict[str, str] = {"pos": "accuracy", "ner": "span_f1"}
+"""The metric each task is reported by (DESIGN §7); ``score_pair`` copies it to ``score``."""
+
+COMMON_KEYS: tuple[str, ...] = (
+    "score",
+    "accuracy",
+    "entropy",
+    "sentence_entropy",
+    "ece",
+    "nll",
+    "brier",
+    "n_words",
+    "n_sentences",
+)
+NER_KEYS: tuple[str, ...] = (
+    "span_precision",
+    "span_recall",
+    "span_f1",
+    "token_precision",
+    "token_recall",
+    "token_f1",
+    "n_entities",
+)
+
+
+def score_pair(
+    task: str,
+    probs: Tensor | np.ndarray,
+    gold_labels: Tensor | np.ndarray,
+    mask: Tensor | np.ndarray,
+    *,
+    n_bins: int = 15,
+) -> dict[str, float]:
+    """All metrics of one pair from its predicted probabilities and gold label ids.
+
+    ``probs`` is [N, T, c] over ``label_set(task)``, ``gold_labels`` [N, T] ids, ``mask``
+    [N, T]; predicted labels are the argmax. Keys, for both tasks:
+
+    - ``score``: the task's headline metric (:data:`HEADLINE`: POS accuracy, NER span F1);
+    - ``accuracy``: token accuracy;
+    - ``entropy``: mean predictive entropy per word (nats); ``sentence_entropy``: the mean over
+      sentences of each sentence's mean word entropy;
+    - ``ece`` (``n_bins`` equal-width bins), ``nll`` (per word), ``brier`` (per word, summed
+      over classes);
+    - ``n_words``, ``n_sentences``: what was scored (as floats, so the dict is uniform).
+
+    and for NER also ``span_precision``, ``span_recall``, ``span_f1`` (entity level, seqeval),
+    ``token_precision``, ``token_recall``, ``token_f1`` (micro over non-O tags) and
+    ``n_entities`` (gold entities).
+    """
+    labels = label_set(task)
+    probs = torch.as_tensor(probs)
+    if probs.dim() != 3 or probs.shape[-1] != len(labels):
+        raise ValueError(f"{task} probs must be [N, T, {len(labels)}], got {tuple(probs.shape)}")
+    gold = torch.as_tensor(gold_labels).long()
+    mask = torch.as_tensor(mask).bool()
+    pred = probs.argmax(-1)
+    out: dict[str, float] = {
+        "accuracy": token_accuracy(gold, pred, mask),
+        "entropy": mean_entropy(probs, mask),
+        "sentence_entropy": float(sentence_entropy(probs, mask)[mask.any(-1)].mean()),
+        "ece": expected_calibration_error(probs, gold, mask, n_bins),
+        "nll": negative_log_likelihood(probs, gold, mask),
+        "brier": brier_score(probs, gold, mask),
+        "n_words": float(mask.sum()),
+        "n_sentences": float(mask.any(-1).sum()),
+    }
+    if task == "ner":
+        span = span_prf(ids_to_tags(gold, mask, labels), ids_to_tags(pred, mask, labels))
+        token = token_prf(gold, pred, mask, outside=labels.index("O"))
+        out.update(
+            span_precision=span.precision,
+            span_recall=span.recall,
+            span_f1=span.f1,
+            token_precision=token.precision,
+            token_recall=token.recall,
+            token_f1=token.f1,
+            n_entities=float(span.n_gold),
+        )
+    out["score"] = out[HEADLINE[task]]
+    return out
