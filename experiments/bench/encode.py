@@ -1,0 +1,118 @@
+"""Encoder throughput: bare forward passes against pfpyro's full feature extraction.
+
+In one run over the same length-sorted batches of real sentences (400 of UD English-EWT
+train, plus 50 each of Turkish, Korean, Tamil and Arabic), it times
+
+(a) the encoder's forward passes alone, on batches tokenised and padded beforehand, and
+(b) :meth:`pfpyro.encode.WordEncoder.encode` from words to arrays: tokenisation, alignment,
+    windows, forward passes, gathering and a cold-cache write,
+
+after one warm-up of each, repeated and taking the median, and prints words per second of
+both and their ratio (b)/(a); pfpyro's own overhead is the gap (goal: ratio >= 0.9).
+
+Usage::
+
+    python experiments/bench/encode.py [--data DIR] [--repeats 3] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from pfpyro.data.paths import data_root
+from pfpyro.data.readers import read_sentences
+from pfpyro.encode import OFFLINE_ENCODER, FeatureCache, WordEncoder
+
+#: (treebank folder, file, language, split, sentences taken from the start of the file)
+SOURCES = (
+    ("UD_English-EWT", "en_ewt-ud-train.conllu", "en", "train", 400),
+    ("UD_Turkish-IMST", "tr_imst-ud-train.conllu", "tr", "train", 50),
+    ("UD_Korean-GSD", "ko_gsd-ud-train.conllu", "ko", "train", 50),
+    ("UD_Tamil-TTB", "ta_ttb-ud-train.conllu", "ta", "train", 50),
+    ("UD_Arabic-PUD", "ar_pud-ud-test.conllu", "ar", "test", 50),
+)
+
+
+def build_argparse() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="example: python experiments/bench/encode.py --repeats 5",
+    )
+    parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
+    parser.add_argument("--encoder", default=OFFLINE_ENCODER, help="model name or path")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
+    parser.add_argument("--max-subwords", type=int, default=250)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    return parser
+
+
+def load_words(root: Path) -> list[tuple[str, ...]]:
+    words = []
+    for folder, name, lang, split, count in SOURCES:
+        sentences = read_sentences(root / "ud" / folder / name, "conllu", "pos", lang, split)
+        words += [s.words for s in sentences[:count]]
+    return words
+
+
+def time_bare(encoder: WordEncoder, inputs: Sequence[dict[str, torch.Tensor]]) -> float:
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in inputs:
+            encoder.forward(batch)
+    return time.perf_counter() - start
+
+
+def time_full(encoder: WordEncoder, words: Sequence[Sequence[str]]) -> float:
+    with tempfile.TemporaryDirectory() as scratch:
+        encoder.cache = FeatureCache(scratch)  # cold: every run computes and writes
+        start = time.perf_counter()
+        encoder.encode(words)
+        elapsed = time.perf_counter() - start
+        assert encoder.cache.misses == 1
+    return elapsed
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    ns = build_argparse().parse_args(args)
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    words = load_words(data_root(ns.data))
+    n_words = sum(len(w) for w in words)
+    encoder = WordEncoder(
+        ns.encoder, max_subwords=ns.max_subwords, batch_size=ns.batch_size, progress=False
+    )
+    plan = encoder.plan(words)
+    inputs = [plan.batch_inputs(b, encoder.pad_id) for b in range(len(plan.batches))]
+    subwords = sum(len(ids) for ids in plan.ids)
+    print(
+        f"{len(words)} sentences, {n_words} words, {subwords} subwords (specials included), "
+        f"{len(inputs)} batches of up to {ns.batch_size}; torch threads {torch.get_num_threads()}"
+    )
+    time_bare(encoder, inputs)  # warm-up
+    time_full(encoder, words)
+    bare, full = [], []
+    for _ in range(ns.repeats):
+        bare.append(time_bare(encoder, inputs))
+        full.append(time_full(encoder, words))
+    rate_bare = n_words / statistics.median(bare)
+    rate_full = n_words / statistics.median(full)
+    print(f"(a) bare forward passes:       {rate_bare:8.0f} words/s  (runs: {_fmt(bare)})")
+    print(f"(b) full feature extraction:   {rate_full:8.0f} words/s  (runs: {_fmt(full)})")
+    print(f"ratio (b)/(a): {rate_full / rate_bare:.3f}")
+    return 0
+
+
+def _fmt(times: Sequence[float]) -> str:
+    return ", ".join(f"{t:.2f}s" for t in times)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

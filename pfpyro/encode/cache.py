@@ -1,0 +1,169 @@
+"""On-disk cache of per-sentence word features (fp16 safetensors under ``<cache>/features``).
+
+One entry holds the features of one list of sentences (typically one file's worth). Its key
+is a sha256 of the feature kind, the encoder identity, ``max_subwords`` and the exact words
+of every sentence in order, so a changed file, model, tokenizer or length limit never reuses
+a stale entry: there is nothing to invalidate, a stale entry is simply never asked for.
+
+An entry is ``<key>.safetensors`` with ``features`` ``[total_words, dim]`` (fp16, the
+sentences' arrays stacked) and ``lengths`` ``[n_sentences]`` (int64), written to a temporary
+file and renamed into place. An entry that fails to load or whose lengths do not match the
+words is deleted, logged and recomputed. ``kind`` leaves room for other features of the same
+words later (e.g. all subwords of a lower layer) next to the first-subword ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pfpyro import __version__
+from pfpyro.encode.offline import cache_root
+from pfpyro.errors import PfpyroError
+
+logger = logging.getLogger(__name__)
+
+#: Default feature kind when the caller names none.
+DEFAULT_KIND = "first-subword"
+
+ComputeFn = Callable[[list[list[str]]], list[np.ndarray]]
+
+
+class FeatureCache:
+    """Features of sentence lists, stored under ``<cache_dir>/features`` (see module notes).
+
+    ``cache_dir`` defaults to pfpyro's cache root (``$PFPYRO_CACHE``, else
+    ``~/.cache/pfpyro``). ``hits`` and ``misses`` count :meth:`get_or_compute` outcomes.
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+        self.dir = root / "features"
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(
+        encoder_identity: str,
+        max_subwords: int,
+        word_lists: Sequence[Sequence[str]],
+        kind: str = DEFAULT_KIND,
+    ) -> str:
+        """sha256 of (kind, encoder identity, max_subwords, every sentence's words in order)."""
+        digest = hashlib.sha256()
+        head = [kind, encoder_identity, int(max_subwords), len(word_lists)]
+        digest.update(json.dumps(head).encode("utf-8") + b"\n")
+        for words in word_lists:
+            digest.update(json.dumps(list(words), ensure_ascii=False).encode("utf-8") + b"\n")
+        return digest.hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.safetensors"
+
+    def get_or_compute(
+        self,
+        encoder_identity: str,
+        max_subwords: int,
+        word_lists: Sequence[Sequence[str]],
+        compute_fn: ComputeFn,
+        kind: str = DEFAULT_KIND,
+    ) -> list[np.ndarray]:
+        """The cached features of ``word_lists``, or ``compute_fn(word_lists)`` stored first.
+
+        ``compute_fn`` must return one ``[len(words), dim]`` array per sentence.
+        """
+        word_lists = [list(words) for words in word_lists]
+        lengths = [len(words) for words in word_lists]
+        if not word_lists:
+            return []
+        key = self.key(encoder_identity, max_subwords, word_lists, kind)
+        found = self.load(key, lengths)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        features = [np.asarray(a, dtype=np.float16) for a in compute_fn(word_lists)]
+        self.store(key, features, lengths, {"kind": kind, "encoder": encoder_identity,
+                                            "max_subwords": str(max_subwords)})  # fmt: skip
+        return features
+
+    def load(self, key: str, lengths: Sequence[int]) -> list[np.ndarray] | None:
+        """The entry's arrays, or None when absent; a corrupt entry is deleted (and logged)."""
+        from safetensors.numpy import load_file
+
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            tensors = load_file(str(path))
+            features, stored = tensors["features"], tensors["lengths"]
+            if (
+                features.ndim != 2
+                or features.dtype != np.float16
+                or stored.tolist() != list(lengths)
+                or features.shape[0] != sum(lengths)
+            ):
+                raise ValueError(
+                    f"features {features.shape} {features.dtype} for {len(stored)} sentences "
+                    f"do not match {len(lengths)} sentences of {sum(lengths)} words"
+                )
+        except Exception as error:  # any unreadable entry is recomputed, whatever the cause
+            logger.warning("corrupt feature cache entry %s (%s); recomputing", path, error)
+            path.unlink(missing_ok=True)
+            return None
+        return np.split(features, np.cumsum(lengths)[:-1])
+
+    def store(
+        self,
+        key: str,
+        features: Sequence[np.ndarray],
+        lengths: Sequence[int],
+        metadata: dict[str, str] | None = None,
+    ) -> Path:
+        """Write an entry atomically (temporary file, then rename); returns its path."""
+        from safetensors.numpy import save_file
+
+        if len(features) != len(lengths) or any(
+            np.ndim(a) != 2 or len(a) != n for a, n in zip(features, lengths, strict=True)
+        ):
+            raise PfpyroError(
+                f"feature arrays {[np.shape(a) for a in features][:5]} do not match the "
+                f"sentence lengths {list(lengths)[:5]}"
+            )
+        dims = {a.shape[1] for a in features}
+        if len(dims) > 1:
+            raise PfpyroError(f"feature arrays of different widths: {sorted(dims)}")
+        stacked = np.concatenate([np.asarray(a, dtype=np.float16) for a in features])
+        tensors = {
+            "features": np.ascontiguousarray(stacked),
+            "lengths": np.asarray(lengths, dtype=np.int64),
+        }
+        meta = {"pfpyro": __version__, **(metadata or {})}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(key)
+        handle, temp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.dir)
+        os.close(handle)
+        try:
+            save_file(tensors, temp, metadata=meta)
+            os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes owner-only files
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+__all__ = ["DEFAULT_KIND", "FeatureCache"]

@@ -1,0 +1,410 @@
+"""Word features from a frozen Hugging Face encoder: one vector per word, its first subword's.
+
+:class:`WordEncoder` tokenises pre-split words (``is_split_into_words``), runs the encoder
+under ``torch.inference_mode`` on length-sorted batches and returns, for each sentence, a
+float16 array ``[n_words, hidden]`` holding the last hidden state of each word's first
+subword, in the input order.
+
+Long sentences. A sequence holds at most ``max_subwords`` subwords, special tokens included.
+A longer sentence is encoded in several windows cut at word boundaries: the first window
+holds as many words as fit; every later window starts with up to half a window of the
+preceding words as left context (their vectors are discarded) and then as many new words as
+fit. Every word gets exactly one vector, from the window where it is new. The sentences that
+needed more than one window are counted (:attr:`WordEncoder.cut_sentences`) and logged. A
+single word longer than a window keeps only its first subwords (its vector is its first
+subword's, so nothing it contributes is lost but its own right context).
+
+Odd words. A word that tokenises to no subword at all (a lone zero-width space, a control
+character) is fed as the unknown token, so it still gets a vector of its own.
+
+Speed. Tokenisation is one batched call into ``tokenizers`` (Rust); windows are sorted by
+length before batching, so padding stays small; the gather of first subwords happens on the
+device. What remains is the encoder's own forward pass (see ``experiments/bench/encode.py``).
+The number of torch threads is left to torch (one per physical core); the library does not
+change that process-wide setting.
+
+Identity. :attr:`WordEncoder.identity` is a sha256 over the model folder's files (weights,
+config, tokenizer); each file's hash is memoised in a sidecar under the pfpyro cache, keyed
+by its size and modification time, so it is computed once per file version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pfpyro.data.sentence import Sentence
+from pfpyro.device import resolve_device
+from pfpyro.encode.cache import FeatureCache
+from pfpyro.encode.offline import cache_root, resolve_encoder_path, sha256_file
+from pfpyro.errors import ConfigError, PfpyroError
+
+logger = logging.getLogger(__name__)
+
+#: The library's default encoder for users with a model hub (the paper's mBERT). The demo,
+#: the tests and the default config use :data:`pfpyro.encode.OFFLINE_ENCODER` instead.
+DEFAULT_ENCODER = "bert-base-multilingual-cased"
+
+#: What the features are; part of every cache key, bumped when the extraction changes.
+FEATURE_KIND = "first-subword/last-layer/windows-v1"
+
+#: Files of a model folder that make up its identity.
+IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".vocab", ".pt")
+
+Words = Sequence[str]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_windows(
+    counts: Sequence[int], budget: int, context: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Cut a sentence with ``counts[i]`` subwords per word into windows of ``budget``.
+
+    Returns ``(context_start, start, end)`` per window: words ``[context_start, start)`` are
+    left context, words ``[start, end)`` are encoded there. The ``[start, end)`` ranges tile
+    ``[0, n)``; each window's subwords sum to at most ``budget``; left context is at most
+    ``context`` (default ``budget // 2``) subwords. Each count must be in ``[1, budget]``.
+    """
+    if context is None:
+        context = budget // 2
+    if any(c < 1 or c > budget for c in counts):
+        raise ValueError(f"subword counts must lie in [1, {budget}]")
+    windows = []
+    start, n = 0, len(counts)
+    while start < n:
+        ctx, used = start, 0
+        if start > 0:
+            while ctx > 0 and used + counts[ctx - 1] <= context:
+                ctx -= 1
+                used += counts[ctx]
+        while used + counts[start] > budget:  # room for at least one new word
+            used -= counts[ctx]
+            ctx += 1
+        end, total = start, used
+        while end < n and total + counts[end] <= budget:
+            total += counts[end]
+            end += 1
+        windows.append((ctx, start, end))
+        start = end
+    return windows
+
+
+@dataclass
+class EncodingPlan:
+    """Model inputs for a list of sentences: windows, and batches of them sorted by length.
+
+    ``rows[k]`` are the output rows (in the concatenation of all sentences' words) that
+    window ``k`` fills; ``targets[k]`` the positions of their first subwords in ``ids[k]``.
+    """
+
+    lengths: list[int]
+    ids: list[list[int]] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+    rows: list[np.ndarray] = field(default_factory=list)
+    batches: list[list[int]] = field(default_factory=list)
+    cut_sentences: int = 0
+
+    @property
+    def num_words(self) -> int:
+        return sum(self.lengths)
+
+    def batch_inputs(self, batch: int, pad_id: int) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` of batch ``batch``, padded on the right."""
+        members = self.batches[batch]
+        width = max(len(self.ids[k]) for k in members)
+        ids = torch.full((len(members), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(members), width), dtype=torch.long)
+        for row, k in enumerate(members):
+            n = len(self.ids[k])
+            ids[row, :n] = torch.tensor(self.ids[k], dtype=torch.long)
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def batch_gather(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """(batch row, position) of every word's first subword in the batch, and its row
+        in the output."""
+        members = self.batches[batch]
+        which = np.concatenate([np.full(len(self.targets[k]), r) for r, k in enumerate(members)])
+        where = np.concatenate([self.targets[k] for k in members])
+        rows = np.concatenate([self.rows[k] for k in members])
+        return torch.from_numpy(which), torch.from_numpy(where), rows
+
+
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a sequence (e.g. ``[CLS]``/``[SEP]``)."""
+    bare = tokenizer(["x"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    full = tokenizer(["x"], is_split_into_words=True, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    raise ConfigError(f"cannot find where {type(tokenizer).__name__} adds its special tokens")
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def local_model_folder(name_or_path: str) -> Path:
+    """The local folder a model name or path loads from (a hub name: its cached snapshot)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    from transformers.utils import cached_file
+
+    try:
+        config = cached_file(name_or_path, "config.json")
+    except OSError as error:
+        raise ConfigError(
+            f"encoder {name_or_path!r}: no local folder or cached model: {error}"
+        ) from None
+    if config is None:
+        raise ConfigError(f"encoder {name_or_path!r}: no config.json found")
+    return Path(config).parent
+
+
+def folder_identity(folder: str | Path, memo_dir: str | Path | None = None) -> str:
+    """sha256 over the names and contents of a model folder's weight, config and tokenizer
+    files. Per-file hashes are memoised in ``memo_dir`` (default ``<cache>/identity``),
+    keyed by size and mtime; a memo that cannot be written is simply not kept."""
+    folder = Path(folder).resolve()
+    memo_dir = Path(memo_dir) if memo_dir is not None else cache_root() / "identity"
+    memo_path = memo_dir / (hashlib.sha256(str(folder).encode()).hexdigest()[:32] + ".json")
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        memo = {}
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix in IDENTITY_SUFFIXES
+    )
+    if not files:
+        raise ConfigError(f"{folder}: no model files to identify the encoder by")
+    fresh, digest = {}, hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        old = memo.get(path.name)
+        file_hash = old[2] if isinstance(old, list) and old[:2] == stamp else sha256_file(path)
+        fresh[path.name] = [*stamp, file_hash]
+        digest.update(f"{path.name}\0{file_hash}\n".encode())
+    if fresh != memo:
+        try:
+            memo_dir.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"folder": str(folder), "files": fresh}, indent=1)
+            temp = memo_path.with_suffix(f".tmp{id(fresh)}")
+            temp.write_text(text, encoding="utf-8")
+            temp.replace(memo_path)
+        except OSError:
+            pass
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+class WordEncoder:
+    """First-subword word features of a frozen encoder (see the module notes)."""
+
+    def __init__(
+        self,
+        name_or_path: str = DEFAULT_ENCODER,
+        device: str | torch.device | None = None,
+        max_subwords: int = 250,
+        batch_size: int = 32,
+        cache: FeatureCache | None = None,
+        progress: bool = True,
+    ) -> None:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        self.name = name_or_path
+        self.path = resolve_encoder_path(name_or_path)
+        self.device = resolve_device(str(device) if device is not None else None)
+        self.batch_size = int(batch_size)
+        self.cache = cache
+        self.progress = progress
+        self.cut_sentences = 0
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        try:
+            config = AutoConfig.from_pretrained(self.path)
+            limit = int(getattr(config, "max_position_embeddings", 0) or 0)
+            self.max_subwords = int(max_subwords)
+            if limit and self.max_subwords > limit:  # checked before the slow loads
+                raise ConfigError(
+                    f"max_subwords must be at most {limit} for encoder {name_or_path!r}, "
+                    f"got {max_subwords}"
+                )
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path, config=config)
+        except OSError as error:
+            raise ConfigError(f"cannot load encoder {name_or_path!r}: {error}") from error
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(f"encoder {name_or_path!r}: a fast (tokenizers) tokenizer is needed")
+        self.model.to(self.device).eval()
+        self.prefix, self.suffix = special_tokens(self.tokenizer)
+        unk = self.tokenizer.unk_token_id
+        self.unk_id = int(unk if unk is not None else (self.suffix or self.prefix or [0])[0])
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else 0)
+        model_max = int(getattr(self.tokenizer, "model_max_length", 0) or 0)
+        if 0 < model_max < 1_000_000:
+            limit = min(limit, model_max) if limit else model_max
+        specials = len(self.prefix) + len(self.suffix)
+        if self.max_subwords <= specials or (limit and self.max_subwords > limit):
+            raise ConfigError(
+                f"max_subwords must lie in [{specials + 1}, {limit or 'the model limit'}] for "
+                f"encoder {name_or_path!r}, got {max_subwords}"
+            )
+        self._identity: str | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def identity(self) -> str:
+        """sha256 of the model folder's weights, config and tokenizer files (memoised)."""
+        if self._identity is None:
+            self._identity = folder_identity(local_model_folder(self.path))
+        return self._identity
+
+    @property
+    def budget(self) -> int:
+        """Subwords of words per window (``max_subwords`` less the special tokens)."""
+        return self.max_subwords - len(self.prefix) - len(self.suffix)
+
+    # -- planning ----------------------------------------------------------------------
+
+    def plan(self, sentences: Sequence[Words | Sentence]) -> EncodingPlan:
+        """Tokenise, align and window ``sentences``; batches are sorted by length."""
+        word_lists = _word_lists(sentences)
+        plan = EncodingPlan([len(words) for words in word_lists])
+        nonempty = [i for i, words in enumerate(word_lists) if words]
+        backend = self.tokenizer.backend_tokenizer
+        backend.no_padding()  # the wrapper sets these per call; we want whole sentences
+        backend.no_truncation()
+        encodings = backend.encode_batch(
+            [word_lists[i] for i in nonempty], is_pretokenized=True, add_special_tokens=False
+        )
+        offsets = np.concatenate([[0], np.cumsum(plan.lengths)])
+        budget = self.budget
+        for i, encoding in zip(nonempty, encodings, strict=True):
+            pieces = _word_pieces(encoding.ids, encoding.word_ids, len(word_lists[i]))
+            pieces = [p[:budget] if p else [self.unk_id] for p in pieces]
+            counts = [len(p) for p in pieces]
+            windows = plan_windows(counts, budget)
+            plan.cut_sentences += len(windows) > 1
+            for ctx, start, end in windows:
+                ids = list(self.prefix)
+                targets = []
+                for w in range(ctx, end):
+                    if w >= start:
+                        targets.append(len(ids))
+                    ids += pieces[w]
+                ids += self.suffix
+                plan.ids.append(ids)
+                plan.targets.append(np.asarray(targets, dtype=np.int64))
+                plan.rows.append(np.arange(offsets[i] + start, offsets[i] + end))
+        order = sorted(range(len(plan.ids)), key=lambda k: -len(plan.ids[k]))
+        plan.batches = [
+            order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)
+        ]
+        return plan
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def encode(self, sentences: Sequence[Words | Sentence]) -> list[np.ndarray]:
+        """float16 ``[n_words, feature_dim]`` per sentence, in input order (cached if a
+        :class:`FeatureCache` was given)."""
+        word_lists = _word_lists(sentences)
+        if self.cache is None:
+            return self._compute(word_lists)
+        return self.cache.get_or_compute(
+            self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
+        )
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Last hidden states ``[batch, length, hidden]`` of one batch of model inputs."""
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        output = self.model(**inputs)
+        return output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+    def _compute(self, word_lists: list[list[str]]) -> list[np.ndarray]:
+        from tqdm.auto import tqdm
+
+        plan = self.plan(word_lists)
+        features = np.empty((plan.num_words, self.feature_dim), dtype=np.float16)
+        bar = tqdm(
+            total=plan.num_words,
+            unit="word",
+            unit_scale=True,
+            desc="encoding",
+            file=sys.stderr,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        with bar, torch.inference_mode():
+            for b in range(len(plan.batches)):
+                hidden = self.forward(plan.batch_inputs(b, self.pad_id))
+                which, where, rows = plan.batch_gather(b)
+                vectors = hidden[which.to(hidden.device), where.to(hidden.device)]
+                features[rows] = vectors.to(torch.float16).cpu().numpy()
+                bar.update(len(rows))
+        if plan.cut_sentences:
+            self.cut_sentences += plan.cut_sentences
+            logger.warning(
+                "%d of %d sentences are longer than %d subwords; their later words were "
+                "encoded in further windows with left context",
+                plan.cut_sentences,
+                len(word_lists),
+                self.max_subwords,
+            )
+        return np.split(features, np.cumsum(plan.lengths)[:-1]) if plan.lengths else []
+
+
+def _word_lists(sentences: Sequence[Words | Sentence]) -> list[list[str]]:
+    """Sentences as lists of words; Sentence objects give their ``.words``."""
+    if isinstance(sentences, (str, Sentence)):
+        raise PfpyroError("encode() takes a list of sentences, not a single sentence")
+    out = []
+    for i, sentence in enumerate(sentences):
+        words = sentence.words if isinstance(sentence, Sentence) else sentence
+        if isinstance(words, str):
+            raise PfpyroError(f"sentence {i} is a string; expected a list of words")
+        words = list(words)
+        for j, word in enumerate(words):
+            if not isinstance(word, str):
+                raise PfpyroError(f"sentence {i}, word {j}: expected a str, found {word!r}")
+        out.append(words)
+    return out
+
+
+def _word_pieces(ids: Sequence[int], word_ids: Sequence[int | None], n: int) -> list[list[int]]:
+    """Subword ids grouped by the word they belong to (empty lists for words with none)."""
+    pieces: list[list[int]] = [[] for _ in range(n)]
+    for token, word in zip(ids, word_ids, strict=True):
+        if word is not None:
+            pieces[word].append(token)
+    return pieces
+
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "FEATURE_KIND",
+    "EncodingPlan",
+    "WordEncoder",
+    "folder_identity",
+    "local_model_folder",
+    "plan_windows",
+    "special_tokens",
+]
