@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from pfpyro.data.batch import PairTensors
+from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.device import resolve_device
 
 
@@ -188,7 +188,7 @@ class LinearTagger(nn.Module):
         device = resolve_device(config.device)
         model = cls(table.features.shape[-1], num_classes)
         if config.standardize:
-            model.mean, model.scale = _moments(table.features)
+            model.mean, model.scale = feature_moments(table.features)
         model.to(device)
         optimiser = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -245,19 +245,3 @@ def torch_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def _moments(features: Tensor, chunk: int = 65536) -> tuple[Tensor, Tensor]:
-    """Per-feature mean and std of [W, e] fp16 features, accumulated in float64 by chunks."""
-    total = torch.zeros(features.shape[-1], dtype=torch.float64)
-    square = torch.zeros_like(total)
-    for lo in range(0, features.shape[0], chunk):
-        x = features[lo : lo + chunk].to(torch.float64)
-        total += x.sum(0)
-        square += (x * x).sum(0)
-    n = max(features.shape[0], 1)
-    mean = total / n
-    std = (square / n - mean * mean).clamp(min=0).sqrt()
-    # A constant feature carries nothing; leave it unscaled rather than divide by zero.
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))
-    return mean.float(), std.float()

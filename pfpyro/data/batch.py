@@ -84,5 +84,29 @@ class PairTensors:
             mask[:, :longest].to(device),
         )
 
+    def words(self) -> Tensor:
+        """The features of the real words, [W, e] (padding dropped)."""
+        return self.features[self.mask]
+
     def to(self, device: torch.device) -> PairTensors:
         return PairTensors(self.features.to(device), self.labels.to(device), self.mask.to(device))
+
+
+def feature_moments(features: Tensor, chunk: int = 65536) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and standard deviation of word features [W, e], in float64 by chunks.
+
+    Encoder states are anisotropic (a large shared offset, uneven scales); standardising them
+    by the training words' moments makes a linear head on top far better conditioned.
+    """
+    total = torch.zeros(features.shape[-1], dtype=torch.float64)
+    square = torch.zeros_like(total)
+    for lo in range(0, features.shape[0], chunk):
+        x = features[lo : lo + chunk].to(torch.float64)
+        total += x.sum(0)
+        square += (x * x).sum(0)
+    n = max(features.shape[0], 1)
+    mean = total / n
+    std = (square / n - mean * mean).clamp(min=0).sqrt()
+    # A constant feature carries nothing; leave it unscaled rather than divide by zero.
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return mean.float(), std.float()

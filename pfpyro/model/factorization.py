@@ -56,6 +56,8 @@ class ParameterFactorization(PyroModule):
         hidden_dims: Sequence[int] = (400, 768, 768, 768, 768),
         init_variance: float = 1e-3,
         head: Head | None = None,
+        feature_mean: Tensor | None = None,
+        feature_scale: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.tasks = tuple(sorted(tasks))
@@ -68,6 +70,13 @@ class ParameterFactorization(PyroModule):
         self.head = head or SoftmaxHead(feature_dim, max(self.num_classes.values()))
         self.hypernet = HyperNetwork(latent_dim, self.head.num_params, hidden_dims, init_variance)
         self.anchor = torch.nn.Buffer(torch.zeros(()))  # tells the model's device and dtype
+        # x_ijk is the encoder state standardised by the seen training words' moments (fixed
+        # before training, not learned): encoder states share a large offset that would
+        # otherwise make the generated linear classifiers badly conditioned.
+        mean = torch.zeros(feature_dim) if feature_mean is None else torch.as_tensor(feature_mean)
+        scale = torch.ones(feature_dim) if feature_scale is None else torch.as_tensor(feature_scale)
+        self.feature_mean = torch.nn.Buffer(mean.float().reshape(feature_dim))
+        self.feature_scale = torch.nn.Buffer(scale.float().reshape(feature_dim))
 
     # -- indices ---------------------------------------------------------------------------
     def task_index(self, task: str) -> int:
@@ -81,6 +90,10 @@ class ParameterFactorization(PyroModule):
                 f"unknown language {lang!r}; the model knows: {', '.join(self.langs)}"
             )
         return self.langs.index(lang)
+
+    def standardize(self, features: Tensor) -> Tensor:
+        """x = (encoder state − mean) / scale, with the moments fixed at construction."""
+        return (features - self.feature_mean) / self.feature_scale
 
     # -- the generative story ----------------------------------------------------------------
     def sample_theta(self, t_i: Tensor, l_j: Tensor) -> Tensor:
@@ -123,7 +136,8 @@ class ParameterFactorization(PyroModule):
         # Lines 10–11: y_ijk ~ p(· | x_ijk, θ_ij) for every word k of every sentence.
         batch, length = mask.shape
         sentence_ids = torch.arange(batch, device=mask.device)
-        likelihood = self.head.distribution(theta, features, self.num_classes[task])
+        x = self.standardize(features)
+        likelihood = self.head.distribution(theta, x, self.num_classes[task])
         with (
             pyro.plate("sentences", pair_size or batch, subsample=sentence_ids, dim=-2),
             pyro.plate("words", length, dim=-1),
@@ -143,5 +157,5 @@ class ParameterFactorization(PyroModule):
         """p(y | x) with t, l at given points (the posterior means) and θ at f_psi (§3.2)."""
         i, j = self.task_index(task), self.lang_index(lang)
         theta, _ = self.hypernet(t_mean[..., i : i + 1, :], l_mean[..., j : j + 1, :])
-        logits = self.head.logits(theta, features, self.num_classes[task])
+        logits = self.head.logits(theta, self.standardize(features), self.num_classes[task])
         return logits.softmax(-1)

@@ -49,7 +49,16 @@ class SoftmaxHead(Head):
     def logits(self, theta: Tensor, features: Tensor, num_classes: int) -> Tensor:
         weight, bias = self.unpack(theta)
         weight, bias = weight[..., :num_classes], bias[..., :num_classes]
-        # theta's batch dims are [..., 1, 1] (particles, then the sentence and word dims), and
-        # features are [B, T, e]: (x W) then broadcasts to [..., B, T, c].
+        # theta's batch dims are [..., 1, 1] (particles or posterior samples, then the sentence
+        # and word dims) and features are [B, T, e]: the logits are [..., B, T, c].
+        samples = theta.shape[:-1]
+        if features.dim() == 3 and all(size == 1 for size in samples[-2:]):
+            # One matrix product: the words [B·T, e] times every sample's W side by side
+            # [e, K·c]. Broadcasting (x W) instead would copy W once per word.
+            count, (sentences, length, width) = weight[..., 0, 0].numel(), features.shape
+            side_by_side = weight.reshape(count, width, num_classes).permute(1, 0, 2)
+            flat = features.reshape(-1, width) @ side_by_side.reshape(width, -1)
+            scores = flat.reshape(sentences, length, count, num_classes).permute(2, 0, 1, 3)
+            return scores.reshape(*samples[:-2], sentences, length, num_classes) + bias
         scores = features.unsqueeze(-2) @ weight  # [..., B, T, 1, c]
         return scores.squeeze(-2) + bias

@@ -67,7 +67,8 @@ def reference_elbo(
         prior.log_prob(l) - q_l.log_prob(l)
     ).sum(-1)
     theta_term = (p_theta.log_prob(theta) - q_theta.log_prob(theta)).sum((-2, -1))
-    logits = factorization.head.logits(theta, features, factorization.num_classes[task])
+    x = factorization.standardize(features)
+    logits = factorization.head.logits(theta, x, factorization.num_classes[task])
     log_lik = Categorical(logits=logits).log_prob(labels).masked_fill(~mask, 0.0).sum((-2, -1))
     scale = (pair_size or mask.shape[0]) / mask.shape[0]
     per_particle = scale * log_lik + kl_weight * kl_terms.squeeze(-1) + theta_term

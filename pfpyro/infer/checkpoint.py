@@ -1,0 +1,372 @@
+"""Checkpoints of a training run, written atomically and read without unpickling objects.
+
+A run folder holds:
+
+- ``checkpoint.pt``: a plain dict saved by ``torch.save`` and read by
+  ``torch.load(weights_only=True)``, which refuses anything but tensors, numbers, strings and
+  containers of them, so a checkpoint cannot run code. It holds Pyro's parameter store (every
+  parameter of the hypernetwork and the guide, by its store name; all are unconstrained), the
+  optimiser state (``PyroOptim.get_state()``), the random states (torch, the trainer's data
+  generator, Python's ``random``, numpy's), the step, the best dev score with its parameters,
+  the history, the TrainConfig as a dict and the package version.
+- ``model.json``: the sizes needed to rebuild the model and guide from the folder alone.
+
+Both are written to a temporary file in the same folder, fsync'ed and moved into place with
+``os.replace``, so a crash mid-write leaves the previous good file untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from torch import Tensor
+
+import pfpyro
+from pfpyro.errors import CheckpointError
+from pfpyro.model.factorization import ParameterFactorization
+from pfpyro.model.guides import FactorizationGuide, make_guide
+from pfpyro.model.heads import SoftmaxHead
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MODEL_NAME = "model.json"
+FORMAT = "pfpyro-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "version",
+    "step",
+    "params",
+    "best_params",
+    "optimizer",
+    "rng",
+    "config",
+    "history",
+    "state",
+)
+
+
+# -- the parameter store ---------------------------------------------------------------------
+def register_params(
+    factorization: ParameterFactorization, guide: FactorizationGuide
+) -> dict[str, Tensor]:
+    """Every parameter of the model and guide, by its name in Pyro's (current) param store.
+
+    PyroModules only enter the store when they run, so this runs the guide and the model once
+    on a one-word dummy input. It draws random numbers, so the torch RNG is forked and restored:
+    registering changes nothing a later step would see.
+    """
+    device = factorization.anchor.device
+    task, lang = factorization.tasks[0], factorization.langs[0]
+    features = torch.zeros(1, 1, factorization.feature_dim, device=device)
+    mask = torch.ones(1, 1, dtype=torch.bool, device=device)
+    labels = torch.zeros(1, 1, dtype=torch.long, device=device)
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device.type == "cuda")
+        else []
+    )
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        guide_trace = poutine.trace(guide).get_trace(task, lang, features, mask, labels)
+        poutine.replay(factorization.model, trace=guide_trace)(task, lang, features, mask, labels)
+    return dict(pyro.get_param_store().named_parameters())
+
+
+def snapshot(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached CPU copies of ``params`` (what a checkpoint stores)."""
+    return {name: value.detach().to("cpu", copy=True) for name, value in params.items()}
+
+
+def restore(params: Mapping[str, Tensor], saved: Mapping[str, Tensor], where: str) -> None:
+    """Copy ``saved`` into the live ``params`` in place (optimisers keep their references)."""
+    missing = sorted(set(params) - set(saved))
+    extra = sorted(set(saved) - set(params))
+    if missing or extra:
+        raise CheckpointError(
+            f"{where}: parameters do not match the model (missing {missing[:5]}, "
+            f"unexpected {extra[:5]})"
+        )
+    with torch.no_grad():
+        for name, value in params.items():
+            if value.shape != saved[name].shape:
+                raise CheckpointError(
+                    f"{where}: parameter {name} has shape {tuple(saved[name].shape)}, "
+                    f"the model expects {tuple(value.shape)}"
+                )
+            value.copy_(saved[name])
+
+
+# -- random states -------------------------------------------------------------------------
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """The random states that a training step can touch, as tensors and plain numbers."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "data": generator.get_state(),
+        "python": {
+            "version": py_version,
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
+        "numpy": {
+            "name": str(np_name),
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
+    """Put back the states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["data"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+# -- atomic files ----------------------------------------------------------------------------
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(handle)`` into a temp file beside ``path``, fsync, replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not every file system lets a folder be opened
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def model_description(
+    tasks: Sequence[str],
+    langs: Sequence[str],
+    num_classes: Mapping[str, int],
+    feature_dim: int,
+    *,
+    latent_dim: int,
+    hidden_dims: Sequence[int],
+    init_variance: float,
+    guide: str,
+    rank: int | None,
+    feature_mean: Sequence[float] | None = None,
+    feature_scale: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """What ``model.json`` holds: enough to rebuild the model and guide (softmax head)."""
+    return {
+        "format": "pfpyro-model",
+        "version": pfpyro.__version__,
+        "tasks": sorted(tasks),
+        "langs": sorted(langs),
+        "num_classes": {task: int(n) for task, n in num_classes.items()},
+        "feature_dim": int(feature_dim),
+        "latent_dim": int(latent_dim),
+        "hidden_dims": [int(h) for h in hidden_dims],
+        "init_variance": float(init_variance),
+        "head": "SoftmaxHead",
+        "max_classes": max(int(n) for n in num_classes.values()),
+        "guide": guide,
+        "rank": rank if guide == "lr" else None,
+        "feature_mean": None if feature_mean is None else [float(v) for v in feature_mean],
+        "feature_scale": None if feature_scale is None else [float(v) for v in feature_scale],
+    }
+
+
+def save_model_json(out_dir: str | Path, description: Mapping[str, Any]) -> Path:
+    path = Path(out_dir) / MODEL_NAME
+    text = json.dumps(dict(description), indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return path
+
+
+def save_checkpoint(out_dir: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` (see :data:`REQUIRED_KEYS`) as ``out_dir/checkpoint.pt``, atomically."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    body = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    body.setdefault("version", pfpyro.__version__)
+    missing = [key for key in REQUIRED_KEYS if key not in body]
+    if missing:
+        raise ValueError(f"checkpoint payload lacks {missing}")
+    _atomic_write(path, lambda handle: torch.save(body, handle))
+    return path
+
+
+# -- reading ---------------------------------------------------------------------------------
+def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
+    """Read ``out_dir/checkpoint.pt`` safely; CheckpointError says what is wrong with it."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there")
+    try:
+        body = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint, cannot be read ({reason})"
+        ) from err
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a pfpyro checkpoint (no format tag {FORMAT!r})")
+    if body.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {body.get('format_version')!r}, this pfpyro reads "
+            f"format {FORMAT_VERSION}"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in body]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
+    for key in ("params",):
+        if not isinstance(body[key], dict) or not all(
+            isinstance(v, Tensor) for v in body[key].values()
+        ):
+            raise CheckpointError(f"{path}: {key!r} should map names to tensors")
+    return body
+
+
+def load_model_json(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / MODEL_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no model description there")
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: corrupt model description ({err})") from err
+    needed = ("tasks", "langs", "num_classes", "feature_dim", "latent_dim", "hidden_dims", "guide")
+    missing = [key for key in needed if key not in description]
+    if missing:
+        raise CheckpointError(f"{path}: model description lacks {', '.join(missing)}")
+    if description.get("head", "SoftmaxHead") != "SoftmaxHead":
+        raise CheckpointError(
+            f"{path}: head {description['head']!r} cannot be rebuilt from the folder; only "
+            "SoftmaxHead can"
+        )
+    return description
+
+
+def _optional_tensor(values: Sequence[float] | None) -> Tensor | None:
+    return None if values is None else torch.tensor(values, dtype=torch.float32)
+
+
+def build_model(
+    description: Mapping[str, Any],
+) -> tuple[ParameterFactorization, FactorizationGuide]:
+    """A fresh factorization and guide of the sizes in ``description`` (model.json)."""
+    factorization = ParameterFactorization(
+        description["tasks"],
+        description["langs"],
+        int(description["feature_dim"]),
+        num_classes={k: int(v) for k, v in description["num_classes"].items()},
+        latent_dim=int(description["latent_dim"]),
+        hidden_dims=tuple(int(h) for h in description["hidden_dims"]),
+        init_variance=float(description.get("init_variance") or 1e-3),
+        head=SoftmaxHead(
+            int(description["feature_dim"]),
+            int(description.get("max_classes") or max(description["num_classes"].values())),
+        ),
+        feature_mean=_optional_tensor(description.get("feature_mean")),
+        feature_scale=_optional_tensor(description.get("feature_scale")),
+    )
+    kwargs = {}
+    if description["guide"] == "lr" and description.get("rank") is not None:
+        kwargs["rank"] = int(description["rank"])
+    try:
+        guide = make_guide(factorization, description["guide"], **kwargs)
+    except KeyError as err:
+        raise CheckpointError(str(err)) from err
+    return factorization, guide
+
+
+def load_run(
+    out_dir: str | Path, device: str | torch.device | None = None
+) -> tuple[ParameterFactorization, FactorizationGuide, dict[str, Any]]:
+    """Rebuild the trained model and guide of a run folder, with its best parameters.
+
+    ``meta`` holds model.json's description, the step, best step and score, the config, the
+    history and the version that wrote it. Building the modules draws their (overwritten)
+    initial values from torch's RNG, which is forked so that the caller's stream is unchanged.
+    """
+    from pfpyro.device import resolve_device
+
+    body = load_checkpoint(out_dir)
+    description = load_model_json(out_dir)
+    where = str(Path(out_dir) / CHECKPOINT_NAME)
+    target = resolve_device(None if device is None else str(device))
+    with torch.random.fork_rng(devices=[]):
+        factorization, guide = build_model(description)
+    factorization.to(target)
+    guide.to(target)
+    saved = body["best_params"] if body["best_params"] is not None else body["params"]
+    with pyro.get_param_store().scope():
+        restore(register_params(factorization, guide), saved, where)
+    state = body["state"]
+    meta = {
+        "model": description,
+        "step": int(body["step"]),
+        "best_step": state.get("best_step"),
+        "best_score": state.get("best_score"),
+        "config": body["config"],
+        "history": body["history"],
+        "version": body["version"],
+        "device": str(target),
+    }
+    return factorization, guide, meta
+
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "MODEL_NAME",
+    "build_model",
+    "load_checkpoint",
+    "load_model_json",
+    "load_run",
+    "model_description",
+    "register_params",
+    "restore",
+    "rng_state",
+    "save_checkpoint",
+    "save_model_json",
+    "set_rng_state",
+    "snapshot",
+]

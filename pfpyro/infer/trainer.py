@@ -1,0 +1,546 @@
+"""Stochastic variational inference for the parameter-factorization model (paper §3.1, §4.2).
+
+Each step samples one **seen** task–language pair (uniformly, or in proportion to its size),
+then a mini-batch of that pair's sentences, and takes one ``svi.step``:
+
+- the likelihood is scaled to the pair's full training data (``pair_size``);
+- the KL terms of t and l are weighted by 1/|K|, |K| = Σ_ij ceil(N_ij / B) being the number of
+  mini-batches in one epoch over all seen pairs (§4.2; the authors' code used 1/total steps);
+- ``num_particles`` Monte Carlo draws (3 in the paper) are vectorised.
+
+Every ``eval_every`` steps the plug-in predictor is scored on the dev data of the seen pairs
+**only** (mean token accuracy over pairs). The best parameters are kept and restored at the end;
+``patience`` evaluations without improvement stop the run. Held-out pairs never take part in
+model selection: a dev mapping holding a pair that is not in the training mapping is refused,
+since that is how the authors' code leaked the zero-shot targets (DESIGN.md §8).
+
+Optimiser: Pyro's ``ClippedAdam``. Despite its parameter's name, it clips by value: each
+gradient element is clamped to [-clip_norm, clip_norm] before the Adam update (no global norm).
+It can also decay the learning rate by ``lr_decay`` per step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.optim import ClippedAdam
+from torch import Tensor
+from torch.nn.functional import softplus
+from tqdm.auto import tqdm
+
+from pfpyro.data.batch import PairTensors, feature_moments
+from pfpyro.data.labels import label_set
+from pfpyro.device import resolve_device
+from pfpyro.errors import ConfigError, PfpyroError
+from pfpyro.infer.checkpoint import (
+    CHECKPOINT_NAME,
+    build_model,
+    load_checkpoint,
+    load_model_json,
+    model_description,
+    register_params,
+    restore,
+    rng_state,
+    save_checkpoint,
+    save_model_json,
+    set_rng_state,
+    snapshot,
+)
+from pfpyro.infer.logging import RunLogger
+from pfpyro.infer.predict import PFPredictor
+from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
+from pfpyro.model.guides import GUIDES, DiagonalGuide, FactorizationGuide, LowRankGuide
+from pfpyro.model.kl import kl_lowrank_to_standard
+
+Pair = tuple[str, str]
+
+ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
+PAIR_SAMPLING = ("uniform", "size")
+# Fields that may change between a run and its resumption: they do not touch the arithmetic.
+RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "tensorboard", "progress", "device"})
+
+
+class NumericalError(PfpyroError):
+    """A non-finite loss: training stops; the last checkpoint written stays as it was."""
+
+    def __init__(self, step: int, pair: Pair, detail: str) -> None:
+        self.step = step
+        self.pair = pair
+        super().__init__(
+            f"step {step}, pair {pair[0]}/{pair[1]}: {detail}; training stopped (the last "
+            "checkpoint, if any, is untouched)"
+        )
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (stored in every checkpoint)."""
+
+    guide: str = "lr"  # "lr" (PF-lr) or "d" (PF-d)
+    rank: int = 10  # k, the low-rank factor's width (PF-lr only)
+    latent_dim: int = 100  # h
+    hidden_dims: tuple[int, ...] = (400, 768, 768, 768, 768)
+    init_variance: float = 1e-3  # f_phi at initialisation
+    standardize: bool = True  # x = (state − mean) / std over the seen training words
+    batch_size: int = 32
+    lr: float = 1e-3
+    clip_norm: float = 10.0  # ClippedAdam: each gradient element clamped to ±clip_norm
+    lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
+    num_particles: int = 3  # vectorised Monte Carlo draws per step
+    elbo: str = "trace"  # "trace" (Trace_ELBO) | "meanfield" (closed-form KL of t and l)
+    max_steps: int = 10_000
+    eval_every: int = 500
+    patience: int = 10  # evaluations without improvement before stopping
+    pair_sampling: str = "uniform"  # "uniform" | "size"
+    seed: int = 0
+    device: str | None = None  # None or "auto": CUDA when there is one
+    log_every: int = 50
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+
+    def validate(self) -> None:
+        """ConfigError on a value no run can use."""
+        problems = []
+        if self.guide not in GUIDES:
+            problems.append(f"guide {self.guide!r} (known: {', '.join(GUIDES)})")
+        if self.elbo not in ELBOS:
+            problems.append(f"elbo {self.elbo!r} (known: {', '.join(ELBOS)})")
+        if self.pair_sampling not in PAIR_SAMPLING:
+            problems.append(f"pair_sampling {self.pair_sampling!r} (known: uniform, size)")
+        for name in ("rank", "latent_dim", "batch_size", "num_particles", "max_steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.patience < 1:
+            problems.append(f"patience must be at least 1, got {self.patience}")
+        for name in ("init_variance", "lr", "clip_norm", "lr_decay"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        if any(h < 1 for h in self.hidden_dims):
+            problems.append(f"hidden_dims must be positive, got {self.hidden_dims}")
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden_dims"] = list(self.hidden_dims)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config fields: {', '.join(unknown)}")
+        return cls(**dict(values))
+
+
+@dataclass
+class TrainResult:
+    """The trained model and guide (at their best dev score), and what happened."""
+
+    factorization: ParameterFactorization
+    guide: FactorizationGuide
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int | None = None
+    best_score: float | None = None
+
+
+# -- helpers -------------------------------------------------------------------------------
+def pair_name(pair: Pair) -> str:
+    return f"{pair[0]}/{pair[1]}"
+
+
+def closed_form_kl(guide: FactorizationGuide) -> tuple[float, float] | None:
+    """(KL(q(t) ‖ p(t)), KL(q(l) ‖ p(l))) summed over tasks / languages, by eqs. 9–10;
+    None for a guide family that kl.py does not cover."""
+    with torch.no_grad():
+        if isinstance(guide, LowRankGuide):
+            kl_t = kl_lowrank_to_standard(guide.t_loc, guide.t_factor, softplus(guide.t_rho))
+            kl_l = kl_lowrank_to_standard(guide.l_loc, guide.l_factor, softplus(guide.l_rho))
+        elif isinstance(guide, DiagonalGuide):
+            kl_t = kl_lowrank_to_standard(guide.t_loc, None, softplus(guide.t_rho))
+            kl_l = kl_lowrank_to_standard(guide.l_loc, None, softplus(guide.l_rho))
+        else:
+            return None
+    return float(kl_t.sum()), float(kl_l.sum())
+
+
+def num_minibatches(sizes: Mapping[Pair, int], batch_size: int) -> int:
+    """|K|: mini-batches in one epoch over all seen pairs, Σ ceil(N_ij / B) (paper §4.2)."""
+    return sum(math.ceil(n / batch_size) for n in sizes.values())
+
+
+def token_accuracy(probs: Tensor, labels: Tensor, mask: Tensor) -> float:
+    """Share of real words whose most probable label is the gold one."""
+    mask = mask.to(probs.device, torch.bool)
+    correct = (probs.argmax(-1) == labels.to(probs.device)) & mask
+    return float(correct.sum()) / max(int(mask.sum()), 1)
+
+
+def evaluate_plugin(
+    factorization: ParameterFactorization,
+    guide: FactorizationGuide,
+    data: Mapping[Pair, PairTensors],
+    batch_size: int = 256,
+) -> dict[Pair, float]:
+    """Plug-in token accuracy of each pair in ``data``."""
+    predictor = PFPredictor(factorization, guide, mode="plugin", batch_size=batch_size)
+    scores = {}
+    for (task, lang), tensors in data.items():
+        probs = predictor.predict_proba(task, lang, tensors.features, tensors.mask)
+        scores[task, lang] = token_accuracy(probs, tensors.labels, tensors.mask)
+    return scores
+
+
+def _check_data(
+    train: Mapping[Pair, PairTensors],
+    dev: Mapping[Pair, PairTensors],
+    tasks: Sequence[str] | None,
+    langs: Sequence[str] | None,
+    num_classes: Mapping[str, int] | None,
+) -> tuple[list[str], list[str], dict[str, int], int]:
+    """Validate the data against each other; return tasks, langs, classes and feature width."""
+    if not train:
+        raise ConfigError("no training pairs given")
+    leaked = sorted(pair_name(p) for p in dev if p not in train)
+    if leaked:
+        raise ConfigError(
+            f"dev data for pairs not seen in training: {', '.join(leaked)}; model selection "
+            "may use seen pairs only (a held-out pair's dev set would leak its zero-shot target)"
+        )
+    seen_tasks = {task for task, _ in train}
+    seen_langs = {lang for _, lang in train}
+    task_list = sorted(set(tasks) if tasks is not None else seen_tasks)
+    lang_list = sorted(set(langs) if langs is not None else seen_langs)
+    if not seen_tasks <= set(task_list):
+        raise ConfigError(
+            f"tasks {sorted(seen_tasks - set(task_list))} are trained on but not listed"
+        )
+    if not seen_langs <= set(lang_list):
+        raise ConfigError(
+            f"languages {sorted(seen_langs - set(lang_list))} are trained on but not listed"
+        )
+    classes: dict[str, int] = {}
+    for task in task_list:
+        if num_classes is not None and task in num_classes:
+            classes[task] = int(num_classes[task])
+            continue
+        try:
+            classes[task] = len(label_set(task))
+        except KeyError:
+            raise ConfigError(f"task {task!r} has no label set; pass num_classes") from None
+    widths = {tensors.feature_dim for tensors in [*train.values(), *dev.values()]}
+    if len(widths) != 1:
+        raise ConfigError(f"pairs disagree on the feature width: {sorted(widths)}")
+    for split, mapping in (("train", train), ("dev", dev)):
+        for (task, lang), tensors in mapping.items():
+            if len(tensors) == 0:
+                raise ConfigError(f"{split} pair {task}/{lang} has no sentences")
+            real = tensors.labels[tensors.mask]
+            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= classes[task]):
+                raise ConfigError(
+                    f"{split} pair {task}/{lang}: label ids must lie in [0, {classes[task]}), "
+                    f"found {int(real.min())}..{int(real.max())}"
+                )
+    return task_list, lang_list, classes, widths.pop()
+
+
+# -- the training loop -------------------------------------------------------------------------
+def train(
+    train: Mapping[Pair, PairTensors],
+    dev: Mapping[Pair, PairTensors],
+    config: TrainConfig,
+    *,
+    tasks: Sequence[str] | None = None,
+    langs: Sequence[str] | None = None,
+    num_classes: Mapping[str, int] | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Fit q(t), q(l) and the hypernetwork by SVI on the seen pairs ``train``.
+
+    ``dev`` (pairs of ``train`` only) drives model selection and early stopping. ``tasks`` and
+    ``langs`` default to those of the training pairs and may add more (a held-out pair needs
+    its task and language in the model). With ``out_dir`` a checkpoint, ``model.json`` and the
+    log are written there; ``resume=True`` continues from its checkpoint (and starts afresh when
+    there is none), ending exactly where an uninterrupted run with the same seed would.
+
+    The run seeds Pyro's global random state (torch, ``random``, numpy) with ``config.seed``
+    and trains in a fresh parameter store, leaving the caller's store as it was.
+    """
+    config.validate()
+    task_list, lang_list, classes, feature_dim = _check_data(train, dev, tasks, langs, num_classes)
+    run_dir = Path(out_dir) if out_dir is not None else None
+    saved = None
+    if run_dir is not None and (run_dir / CHECKPOINT_NAME).exists():
+        if not resume:
+            raise ConfigError(
+                f"{run_dir} already holds a checkpoint; resume it or choose another folder"
+            )
+        saved = load_checkpoint(run_dir)
+    moments = (None, None)
+    if saved is not None:  # a resumed run keeps the moments it started with
+        previous = load_model_json(run_dir)
+        moments = (previous.get("feature_mean"), previous.get("feature_scale"))
+    elif config.standardize:
+        moments = feature_moments(torch.cat([tensors.words() for tensors in train.values()]))
+        moments = (moments[0].tolist(), moments[1].tolist())
+    description = model_description(
+        task_list,
+        lang_list,
+        classes,
+        feature_dim,
+        latent_dim=config.latent_dim,
+        hidden_dims=config.hidden_dims,
+        init_variance=config.init_variance,
+        guide=config.guide,
+        rank=config.rank,
+        feature_mean=moments[0],
+        feature_scale=moments[1],
+    )
+    # A fresh parameter store: the modules register (and so train) their own tensors.
+    with pyro.get_param_store().scope():
+        run = _Run(train, dev, config, description, run_dir)
+        if saved is not None:
+            run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
+        if run_dir is not None:
+            save_model_json(run_dir, description)
+        run.loop()
+        if run.best_params is not None:
+            restore(run.params, run.best_params, "best parameters")
+    return TrainResult(
+        run.factorization, run.guide, run.history, run.state["best_step"], run.state["best_score"]
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+class _Run:
+    """The state of one training run and the steps that change it."""
+
+    def __init__(
+        self,
+        train: Mapping[Pair, PairTensors],
+        dev: Mapping[Pair, PairTensors],
+        config: TrainConfig,
+        description: Mapping[str, Any],
+        run_dir: Path | None,
+    ) -> None:
+        self.train, self.dev, self.config, self.run_dir = train, dev, config, run_dir
+        self.device = resolve_device(config.device)
+        self.pairs = sorted(train)
+        self.sizes = {pair: len(train[pair]) for pair in self.pairs}
+        self.weights = torch.tensor([float(n) for n in self.sizes.values()], dtype=torch.float64)
+        self.kl_weight = 1.0 / num_minibatches(self.sizes, config.batch_size)
+        self.state: dict[str, Any] = {
+            "best_step": None,
+            "best_score": None,
+            "evals_since_best": 0,
+            "stopped": False,
+            "pending_losses": [],  # losses since the last train record
+            "pair_sizes": {pair_name(p): n for p, n in self.sizes.items()},
+        }
+        self.step, self.history = 0, []
+        self.best_params: dict[str, Tensor] | None = None
+        self.resumed = False
+
+        pyro.set_rng_seed(config.seed)
+        self.factorization, self.guide = build_model(description)
+        self.factorization.to(self.device)
+        self.guide.to(self.device)
+        self.params = register_params(self.factorization, self.guide)
+        self.optim = ClippedAdam(
+            {"lr": config.lr, "clip_norm": config.clip_norm, "lrd": config.lr_decay}
+        )
+        elbo = ELBOS[config.elbo](
+            num_particles=config.num_particles,
+            vectorize_particles=True,
+            max_plate_nesting=MAX_PLATE_NESTING,
+        )
+        self.svi = SVI(self.factorization.model, self.guide, self.optim, elbo)
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def resume_from(self, saved: Mapping[str, Any], where: str) -> None:
+        now, then = self.config.to_dict(), dict(saved["config"])
+        changed = [
+            f"{key} (checkpoint {then.get(key)!r}, now {now[key]!r})"
+            for key in now
+            if key not in RESUMABLE_CHANGES and then.get(key) != now[key]
+        ]
+        if changed:
+            raise ConfigError(f"cannot resume {where}: the config differs in " + "; ".join(changed))
+        if saved["state"].get("pair_sizes") != self.state["pair_sizes"]:
+            raise ConfigError(f"cannot resume {where}: the training pairs or their sizes differ")
+        restore(self.params, saved["params"], where)
+        self.optim.set_state(saved["optimizer"])
+        set_rng_state(saved["rng"], self.generator)
+        self.step, self.history = int(saved["step"]), list(saved["history"])
+        self.best_params = saved["best_params"]
+        self.state.update({key: saved["state"][key] for key in self.state if key in saved["state"]})
+        self.resumed = True
+
+    def save(self) -> None:
+        if self.run_dir is None:
+            return
+        save_checkpoint(
+            self.run_dir,
+            {
+                "step": self.step,
+                "params": snapshot(self.params),
+                "best_params": self.best_params,
+                "optimizer": self.optim.get_state(),
+                "rng": rng_state(self.generator),
+                "config": self.config.to_dict(),
+                "history": self.history,
+                "state": self.state,
+            },
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def loop(self) -> None:
+        config, state = self.config, self.state
+        with RunLogger(
+            self.run_dir,
+            tensorboard=config.tensorboard,
+            resume_step=self.step if self.resumed else None,
+        ) as logger:
+            event = "resume" if self.resumed else "start"
+            logger.log("event", self.step, event=event, device=str(self.device))
+            bar = tqdm(
+                total=config.max_steps,
+                initial=min(self.step, config.max_steps),
+                disable=not config.progress,
+                file=sys.stderr,
+                desc="svi",
+                dynamic_ncols=True,
+            )
+            try:
+                while self.step < config.max_steps and not state["stopped"]:
+                    self.step += 1
+                    pair = self.draw_pair()
+                    try:
+                        state["pending_losses"].append(self.svi_step(pair))
+                    except NumericalError as err:
+                        logger.log("event", self.step, event="numerical_error", message=str(err))
+                        raise
+                    bar.update(1)
+                    last = self.step == config.max_steps
+                    if self.step % config.log_every == 0 or last:
+                        record = logger.log("train", self.step, **self.train_record(pair))
+                        self.history.append(record)
+                        bar.set_postfix(
+                            elbo=f"{record['elbo']:.4g}", best=_fmt(state["best_score"])
+                        )
+                    if self.dev and (self.step % config.eval_every == 0 or last):
+                        record = logger.log("eval", self.step, **self.evaluate())
+                        self.history.append(record)
+                        bar.set_postfix(
+                            dev=_fmt(record["dev_score"]), best=_fmt(state["best_score"])
+                        )
+                        self.save()
+                if state["stopped"]:
+                    logger.log("event", self.step, event="early_stop", best_step=state["best_step"])
+                self.save()
+            finally:
+                bar.close()
+
+    def draw_pair(self) -> Pair:
+        """One seen pair, uniformly or in proportion to its size (the data generator's draw)."""
+        if self.config.pair_sampling == "size":
+            index = int(torch.multinomial(self.weights, 1, generator=self.generator))
+        else:
+            index = int(torch.randint(len(self.pairs), (1,), generator=self.generator))
+        return self.pairs[index]
+
+    def svi_step(self, pair: Pair) -> float:
+        """A mini-batch of ``pair`` and one SVI step on it; the loss, or NumericalError."""
+        size = self.sizes[pair]
+        index = torch.randperm(size, generator=self.generator)[: self.config.batch_size]
+        batch = self.train[pair].batch(index, self.device)
+        try:
+            loss = self.svi.step(
+                pair[0],
+                pair[1],
+                batch.features,
+                batch.mask,
+                batch.labels,
+                pair_size=size,
+                kl_weight=self.kl_weight,
+            )
+        except ValueError as err:
+            # With validation on, a NaN reaching a distribution's parameters fails its
+            # constraint check before any loss exists: the same numerical failure.
+            if "invalid values" in str(err):
+                raise NumericalError(
+                    self.step, pair, "non-finite values reached a distribution"
+                ) from err
+            raise
+        if not math.isfinite(loss):
+            raise NumericalError(self.step, pair, f"the loss is {loss}")
+        return float(loss)
+
+    def train_record(self, pair: Pair) -> dict[str, Any]:
+        losses = self.state["pending_losses"]
+        record: dict[str, Any] = {
+            "pair": pair_name(pair),
+            "elbo": -losses[-1],
+            "elbo_mean": -sum(losses) / len(losses),
+            "lr": self.current_lr(),
+        }
+        self.state["pending_losses"] = []
+        kl = closed_form_kl(self.guide)
+        if kl is not None:
+            record["kl_t"], record["kl_l"] = kl
+        return record
+
+    def evaluate(self) -> dict[str, Any]:
+        """Score the seen pairs' dev data, keep the best parameters, count patience."""
+        state = self.state
+        scores = evaluate_plugin(self.factorization, self.guide, self.dev)
+        score = sum(scores.values()) / len(scores)
+        if state["best_score"] is None or score > state["best_score"]:
+            state.update(best_step=self.step, best_score=score, evals_since_best=0)
+            self.best_params = snapshot(self.params)
+        else:
+            state["evals_since_best"] += 1
+        state["stopped"] = state["evals_since_best"] >= self.config.patience
+        return {
+            "dev_score": score,
+            "dev": {pair_name(p): s for p, s in scores.items()},
+            "best_score": state["best_score"],
+            "best_step": state["best_step"],
+            "stopped": state["stopped"],
+        }
+
+    def current_lr(self) -> float:
+        for optimizer in self.svi.optim.optim_objs.values():
+            return float(optimizer.param_groups[0]["lr"])
+        return self.config.lr
+
+
+__all__ = [
+    "NumericalError",
+    "TrainConfig",
+    "TrainResult",
+    "closed_form_kl",
+    "evaluate_plugin",
+    "num_minibatches",
+    "train",
+]

@@ -1,0 +1,275 @@
+"""Checkpoints: exact resumption, safe and atomic files, rebuilding a model from its folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyro
+import pytest
+import torch
+
+import pfpyro
+from pfpyro.data.synthetic import make_world
+from pfpyro.errors import CheckpointError, ConfigError
+from pfpyro.infer import PFPredictor, TrainConfig, load_run, train
+from pfpyro.infer import checkpoint as ckpt
+from pfpyro.infer import trainer as trainer_module
+
+
+@pytest.fixture(autouse=True)
+def one_thread_and_fresh_store():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pyro.get_param_store().scope():
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(2, 3, num_classes=3, feature_dim=4, sentences=(16, 6, 6), length=5, seed=4)
+
+
+@pytest.fixture(scope="module")
+def data(world):
+    seen = [p for p in world.pairs() if p != ("task0", "lang2")]
+    return {p: world.train[p] for p in seen}, {p: world.dev[p] for p in seen}
+
+
+def config(**changes) -> TrainConfig:
+    values = dict(
+        latent_dim=2,
+        hidden_dims=(5,),
+        rank=2,
+        batch_size=4,
+        lr=0.05,
+        max_steps=24,
+        eval_every=6,
+        patience=100,
+        log_every=3,
+        progress=False,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def run(world, data, out_dir, resume=False, **changes):
+    train_data, dev = data
+    return train(
+        train_data,
+        dev,
+        config(**changes),
+        num_classes=world.num_classes,
+        out_dir=out_dir,
+        resume=resume,
+    )
+
+
+def assert_same_params(a, b):
+    """Equal, bit for bit: tensors, and nested dicts or lists of them."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for name in a:
+            assert_same_params(a[name], b[name])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_params(x, y)
+    else:
+        assert a == b
+
+
+@pytest.fixture(scope="module")
+def straight(world, data, tmp_path_factory):
+    """An uninterrupted 24-step run: the reference every resumption must reproduce."""
+    with pyro.get_param_store().scope():
+        folder = tmp_path_factory.mktemp("straight")
+        result = run(world, data, folder)
+    return folder, result
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(world, data, straight, tmp_path):
+    folder, reference = straight
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_crash(out_dir, payload):  # the process dies right after step 12's save
+        path = real_save(out_dir, payload)
+        if payload["step"] == 12:
+            raise KeyboardInterrupt
+        return path
+
+    trainer_module.save_checkpoint = save_then_crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(world, data, tmp_path)
+    finally:
+        trainer_module.save_checkpoint = real_save
+    assert ckpt.load_checkpoint(tmp_path)["step"] == 12
+    resumed = run(
+        world, data, tmp_path, resume=True, progress=True, log_every=4
+    )  # cosmetic changes are fine
+    a, b = ckpt.load_checkpoint(folder), ckpt.load_checkpoint(tmp_path)
+    assert a["step"] == b["step"] == 24
+    assert_same_params(a["params"], b["params"])  # the last step's parameters
+    assert_same_params(a["best_params"], b["best_params"])
+    assert (resumed.best_step, resumed.best_score) == (reference.best_step, reference.best_score)
+    assert_same_params(
+        dict(reference.guide.named_parameters()), dict(resumed.guide.named_parameters())
+    )
+    assert_same_params(
+        dict(reference.factorization.named_parameters()),
+        dict(resumed.factorization.named_parameters()),
+    )
+    # the log reads as one run: the cut-off run's records after step 12 are gone
+    steps = [
+        r["step"] for r in pfpyro.infer.read_log(tmp_path / "log.jsonl") if r["kind"] == "eval"
+    ]
+    assert steps == [6, 12, 18, 24]
+
+
+def test_resume_to_more_steps_matches_a_longer_run(world, data, straight, tmp_path):
+    folder, reference = straight
+    run(world, data, tmp_path, resume=True, max_steps=12)  # no checkpoint yet: starts afresh
+    train_data, dev = data
+    resumed = train(
+        train_data,
+        dev,
+        config(max_steps=24),
+        num_classes=world.num_classes,
+        out_dir=tmp_path,
+        resume=True,
+    )
+    a, b = ckpt.load_checkpoint(folder), ckpt.load_checkpoint(tmp_path)
+    assert_same_params(a["params"], b["params"])
+    assert_same_params(a["optimizer"], b["optimizer"])
+    assert resumed.best_score == reference.best_score
+    assert [r for r in resumed.history] == [r for r in reference.history]
+
+
+def test_resume_refuses_a_different_run(world, data, straight, tmp_path):
+    folder, _ = straight
+    shutil.copytree(folder, tmp_path / "copy")
+    train_data, dev = data
+    with pytest.raises(ConfigError, match=r"lr \(checkpoint 0.05, now 0.1\)"):
+        train(
+            train_data,
+            dev,
+            config(lr=0.1),
+            num_classes=world.num_classes,
+            out_dir=tmp_path / "copy",
+            resume=True,
+        )
+    fewer = dict(list(train_data.items())[:-1])
+    with pytest.raises(ConfigError, match="training pairs or their sizes differ"):
+        train(
+            fewer,
+            {},
+            config(),
+            num_classes=world.num_classes,
+            out_dir=tmp_path / "copy",
+            resume=True,
+        )
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_everything(straight):
+    folder, _ = straight
+    body = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert body["version"] == pfpyro.__version__
+    assert body["config"] == config().to_dict()
+    assert set(body["params"]) == set(body["best_params"])
+    assert {"guide.t_loc", "guide.l_factor", "hypernet.mean$$$weight"} <= set(body["params"])
+    assert set(body["optimizer"]) == set(body["params"])
+    assert {"torch", "data", "python", "numpy"} <= set(body["rng"])
+    model = json.loads((folder / "model.json").read_text())
+    assert model["tasks"] == ["task0", "task1"] and model["langs"] == ["lang0", "lang1", "lang2"]
+    assert model["num_classes"] == {"task0": 3, "task1": 3}
+    assert (model["feature_dim"], model["latent_dim"], model["hidden_dims"]) == (4, 2, [5])
+    assert (model["guide"], model["rank"]) == ("lr", 2)
+
+
+def test_load_run_rebuilds_the_best_model_from_the_folder_alone(world, straight):
+    folder, reference = straight
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    factorization, guide, meta = load_run(folder, device="cpu")
+    assert torch.equal(torch.rand(3), before)  # the caller's random stream is untouched
+    assert meta["best_step"] == reference.best_step and meta["step"] == 24
+    assert_same_params(dict(guide.named_parameters()), dict(reference.guide.named_parameters()))
+    test = world.test["task0", "lang2"]  # the held-out pair
+    expected = PFPredictor(reference.factorization, reference.guide).predict_proba(
+        "task0", "lang2", test.features.float(), test.mask
+    )
+    got = PFPredictor(factorization, guide).predict_proba(
+        "task0", "lang2", test.features.float(), test.mask
+    )
+    assert torch.equal(expected, got)
+
+
+def test_a_truncated_checkpoint_is_reported_and_the_original_survives(straight, tmp_path):
+    folder, _ = straight
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    blob = (copy / "checkpoint.pt").read_bytes()
+    (copy / "checkpoint.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: truncated or corrupt") as caught:
+        load_run(copy)
+    assert str(copy) in str(caught.value)
+    (copy / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        ckpt.load_checkpoint(copy)
+    ckpt.load_checkpoint(folder)  # the original is intact
+    shutil.copy(folder / "checkpoint.pt", copy / "checkpoint.pt")
+    (copy / "model.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"model\.json: corrupt"):
+        load_run(copy)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_run(tmp_path / "nowhere")
+
+
+def test_a_checkpoint_of_unsafe_objects_is_refused(straight, tmp_path):
+    folder, _ = straight
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    body = torch.load(copy / "checkpoint.pt", weights_only=True)
+    body["config"] = TrainConfig()  # an arbitrary object: weights_only must refuse it
+    torch.save(body, copy / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        ckpt.load_checkpoint(copy)
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint(straight, tmp_path, monkeypatch):
+    folder, _ = straight
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    good = (copy / "checkpoint.pt").read_bytes()
+    payload = ckpt.load_checkpoint(copy)
+
+    def half_written(obj, handle):
+        handle.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint(copy, {k: v for k, v in payload.items() if k != "format"})
+    assert (copy / "checkpoint.pt").read_bytes() == good
+    assert sorted(p.name for p in copy.iterdir() if p.name.startswith(".")) == []
+
+
+def test_rng_state_round_trip(tmp_path):
+    import random
+
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(5)
+    state = ckpt.rng_state(generator)
+    torch.save(state, tmp_path / "rng.pt")
+    state = torch.load(tmp_path / "rng.pt", weights_only=True)
+    first = (torch.rand(2), torch.rand(2, generator=generator), random.random(), np.random.rand())
+    ckpt.set_rng_state(state, generator)
+    again = (torch.rand(2), torch.rand(2, generator=generator), random.random(), np.random.rand())
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert first[2:] == again[2:]
