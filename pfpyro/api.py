@@ -1,0 +1,224 @@
+"""The Python API over a trained run: ``pfpyro.load(RUN)`` and what the posterior offers.
+
+    >>> run = pfpyro.load("runs/pf-lr")                     # doctest: +SKIP
+    >>> run.language_samples(500)["wo"].shape               # draws of l_wo from q(l)
+    (500, 100)
+    >>> W, b = run.classifier("ner", "wo")                  # θ at f_psi(E[t], E[l])
+    >>> run.predict("ner", "wo", [["Dakar", "la", "dëkk"]], bma=100)
+    >>> run.language_similarity().loc["wo"].nlargest(4)
+
+Everything works for every pair of the model, seen in training or not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from pfpyro.errors import ConfigError
+from pfpyro.infer import PFPredictor, load_run
+from pfpyro.infer.predict import fresh_param_scope
+from pfpyro.model.factorization import ParameterFactorization
+from pfpyro.model.guides import FactorizationGuide
+
+
+@dataclass
+class Prediction:
+    """Tagged sentences: per word the label, its probability and the predictive entropy."""
+
+    words: list[tuple[str, ...]]
+    labels: list[list[str]]
+    confidence: list[list[float]]
+    entropy: list[list[float]]
+    probs: Tensor  # [N, T, c], padding rows included
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [
+            (k, w, word, label, conf, ent)
+            for k, sentence in enumerate(self.words)
+            for w, (word, label, conf, ent) in enumerate(
+                zip(sentence, self.labels[k], self.confidence[k], self.entropy[k], strict=True)
+            )
+        ]
+        return pd.DataFrame(
+            rows, columns=["sentence", "word", "text", "label", "probability", "entropy"]
+        )
+
+
+class FittedPosterior:
+    """A trained factorization and its guide: samples, classifiers, predictions, similarity."""
+
+    def __init__(
+        self,
+        factorization: ParameterFactorization,
+        guide: FactorizationGuide,
+        meta: dict[str, Any] | None = None,
+        encoder_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.factorization = factorization
+        self.guide = guide
+        self.meta = meta or {}
+        self.encoder_config = encoder_config
+        self._encoder = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.factorization.tasks
+
+    @property
+    def langs(self) -> tuple[str, ...]:
+        return self.factorization.langs
+
+    # -- the latent vectors ------------------------------------------------------------------
+    @torch.no_grad()
+    def task_samples(
+        self, num_samples: int = 100, seed: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Draws of every t_i from q(t): {task: [S, h]}."""
+        return self._draw(self.guide.task_posterior(), self.tasks, num_samples, seed)
+
+    @torch.no_grad()
+    def language_samples(
+        self, num_samples: int = 100, seed: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Draws of every l_j from q(l): {language: [S, h]} (the paper's Fig. 4 uses these)."""
+        return self._draw(self.guide.language_posterior(), self.langs, num_samples, seed)
+
+    def posterior_means(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """E_q[t_i] per task and E_q[l_j] per language."""
+        with fresh_param_scope():
+            t_mean, l_mean = self.guide.posterior_means()
+        return (
+            {task: t_mean[i].cpu().numpy() for i, task in enumerate(self.tasks)},
+            {lang: l_mean[j].cpu().numpy() for j, lang in enumerate(self.langs)},
+        )
+
+    def _draw(self, posterior, names, num_samples: int, seed: int | None) -> dict[str, np.ndarray]:
+        with torch.random.fork_rng(devices=[]), fresh_param_scope():
+            if seed is not None:
+                torch.manual_seed(seed)
+            draws = posterior.sample((num_samples,)).cpu().numpy()  # [S, k, h]
+        return {name: draws[:, k, :] for k, name in enumerate(names)}
+
+    # -- the generated classifier ------------------------------------------------------------
+    @torch.no_grad()
+    def classifier(
+        self, task: str, lang: str, num_samples: int | None = None, seed: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """W [e, c] and b [c] of pair (task, lang): at the posterior mean (θ = f_psi(E[t], E[l]))
+        or, with ``num_samples``, S draws of θ_ij from the posterior ([S, e, c], [S, c]).
+
+        They act on standardised features, ``factorization.standardize(x)``, as in the model.
+        """
+        f = self.factorization
+        i, j = f.task_index(task), f.lang_index(lang)
+        c = f.num_classes[task]
+        with torch.random.fork_rng(devices=[]), fresh_param_scope():
+            if seed is not None:
+                torch.manual_seed(seed)
+            if num_samples is None:
+                t_mean, l_mean = self.guide.posterior_means()
+                theta, _ = f.hypernet(t_mean[i], l_mean[j])
+            else:
+                samples = PFPredictor(f, self.guide).posterior_samples(num_samples)
+                t_i = samples["t"][..., i : i + 1, :]
+                l_j = samples["l"][..., j : j + 1, :]
+                loc, variance = f.hypernet(t_i, l_j)
+                theta = (loc + variance.sqrt() * torch.randn_like(loc)).reshape(num_samples, -1)
+            weight, bias = f.head.unpack(theta)
+        return weight[..., :c].cpu().numpy(), bias[..., :c].cpu().numpy()
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict(
+        self,
+        task: str,
+        lang: str,
+        sentences: list[list[str]] | list[tuple[str, ...]],
+        bma: int | None = None,
+        features: Tensor | None = None,
+    ) -> Prediction:
+        """Tag pre-split sentences: plug-in, or model averaging over ``bma`` posterior samples.
+
+        ``features`` ([N, T, e]) skips the encoder, e.g. for features computed elsewhere.
+        """
+        from pfpyro.data.batch import PairTensors
+        from pfpyro.data.labels import label_set
+
+        words = [tuple(s) for s in sentences]
+        if features is None:
+            tensors = PairTensors.from_arrays(self.encoder().encode(words))
+            features, mask = tensors.features.float(), tensors.mask
+        else:
+            mask = torch.zeros(features.shape[:2], dtype=torch.bool)
+            for k, sentence in enumerate(words):
+                mask[k, : len(sentence)] = True
+        mode = "bma" if bma else "plugin"
+        predictor = PFPredictor(self.factorization, self.guide, mode=mode, num_samples=bma or 100)
+        probs, entropy = predictor.predict_with_entropy(task, lang, features, mask)
+        names = label_set(task) if task in ("pos", "ner") else None
+        confidence, best = probs.max(-1)
+        labels, conf, ent = [], [], []
+        for k, sentence in enumerate(words):
+            n = len(sentence)
+            ids = best[k, :n].tolist()
+            labels.append([names[x] if names else str(x) for x in ids])
+            conf.append(confidence[k, :n].tolist())
+            ent.append(entropy[k, :n].tolist())
+        return Prediction(words, labels, conf, ent, probs)
+
+    def encoder(self):
+        """The run's encoder (the one its features were made with), loaded on first use."""
+        if self._encoder is None:
+            from pfpyro.encode import FeatureCache, WordEncoder
+
+            if self.encoder_config is None:
+                raise ConfigError("this run records no encoder; pass features= to predict()")
+            cfg = self.encoder_config
+            self._encoder = WordEncoder(
+                cfg.get("name"),
+                max_subwords=cfg.get("max_subwords", 250),
+                batch_size=cfg.get("batch_size", 32),
+                cache=FeatureCache(),
+                progress=cfg.get("progress", False),
+            )
+        return self._encoder
+
+    # -- similarity of languages -----------------------------------------------------------------
+    def language_similarity(self) -> pd.DataFrame:
+        """Cosine similarity of the languages' posterior means (a heat map's matrix)."""
+        _, means = self.posterior_means()
+        matrix = np.stack([means[lang] for lang in self.langs])
+        unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+        return pd.DataFrame(unit @ unit.T, index=self.langs, columns=self.langs)
+
+    def nearest_languages(self, lang: str, k: int = 5) -> pd.Series:
+        """The ``k`` languages most similar to ``lang`` under the posterior (cosine of means)."""
+        self.factorization.lang_index(lang)
+        row = self.language_similarity().loc[lang].drop(lang)
+        return row.sort_values(ascending=False).head(k)
+
+
+def _encoder_config(run: Path) -> dict[str, Any] | None:
+    """The encoder section of the run.json beside the run, or of the experiment above it."""
+    for folder in (run, run.parent, run.parent.parent):
+        record = folder / "run.json"
+        if record.is_file():
+            config = json.loads(record.read_text(encoding="utf-8")).get("config", {})
+            if "encoder" in config:
+                return config["encoder"]
+    return None
+
+
+def load(run: str | Path, device: str | None = None) -> FittedPosterior:
+    """The fitted posterior of a run folder written by ``pfpyro train`` or ``pfpyro
+    experiment`` (its ``train/<unit>`` folders)."""
+    run = Path(run)
+    factorization, guide, meta = load_run(run, device=device)
+    return FittedPosterior(factorization, guide, meta, _encoder_config(run))

@@ -1,0 +1,39 @@
+"""``pfpyro experiment CONFIG --out DIR``: run (or resume) a whole grid and write its reports."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EPILOG = """example:
+  pfpyro experiment experiments/configs/demo.yaml --out runs/demo
+  pfpyro experiment experiments/configs/paper.yaml --out runs/paper --data ../shared/data
+
+A stopped run resumes where it stopped when started again with the same --out.
+Outputs: results.csv, table1.md, per_pair_*.md, fig2_*.png, fig3_entropy.png,
+fig4_language_posteriors.png, reliability.png, run.json (config, version, data manifest)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="train and evaluate every model of a config on its partitions and seeds",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", type=Path, help="experiment YAML (see experiments/configs)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (created or resumed)")
+    parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pfpyro.config import load_config
+    from pfpyro.experiment import run_experiment
+
+    config = load_config(args.config)
+    summary = run_experiment(config, args.out, data=args.data, progress=not args.quiet)
+    print(summary)
+    return 0

@@ -1,0 +1,335 @@
+"""``pfpyro experiment CONFIG``: the paper's grid, end to end, resumable.
+
+For each partition and seed: encode (cached), train every model the config names, score each
+held-out pair's test data, and write one CSV per (partition, seed, model) unit. A unit whose CSV
+exists is not run again, so a stopped experiment resumes where it stopped. At the end the units
+are gathered into ``results.csv``, Table 1, per-pair tables and the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pfpyro import __version__
+from pfpyro.baselines import fit_baseline
+from pfpyro.config import PF_MODELS, ExperimentConfig
+from pfpyro.data.batch import PairTensors
+from pfpyro.data.catalog import Catalog, default_catalog_path
+from pfpyro.data.partition import (
+    Partition,
+    explicit_partition,
+    paper_partition,
+    random_partition,
+)
+from pfpyro.data.paths import data_root
+from pfpyro.encode import FeatureCache, WordEncoder
+from pfpyro.errors import ConfigError
+from pfpyro.evaluate import reliability_diagram, score_pair, sentence_entropy
+from pfpyro.features import FeatureStore, Pair
+from pfpyro.infer import PFPredictor, train
+from pfpyro.predictor import TokenPredictor
+
+log = logging.getLogger(__name__)
+
+# The paper's Fig. 4 shows four languages' posteriors; these four are in every paper config.
+FIG4_LANGUAGES = ("wo", "yo", "ta", "te")
+
+UNIT_COLUMNS = ["model", "partition", "seed", "task", "lang", "metric", "value"]
+
+
+@dataclass
+class Setup:
+    """What every unit of the run shares."""
+
+    config: ExperimentConfig
+    out_dir: Path
+    catalog: Catalog
+    store: FeatureStore
+    languages: list[str]
+    partitions: list[tuple[str, Partition]]
+    progress: bool
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_partitions(config: ExperimentConfig, pairs: list[Pair], languages: list[str]):
+    scheme = config.partition
+    if scheme.scheme == "paper":
+        return [(f"paper-{k}", paper_partition(pairs, languages, k)) for k in scheme.indices]
+    if scheme.scheme == "random":
+        return [(f"random-{scheme.seed}", random_partition(pairs, scheme.seed))]
+    heldout = [tuple(p) for p in scheme.heldout]
+    return [("explicit", explicit_partition(pairs, heldout))]
+
+
+def prepare(
+    config: ExperimentConfig,
+    out_dir: Path,
+    *,
+    data: str | None = None,
+    progress: bool = True,
+) -> Setup:
+    """Load the catalog, pick the languages and pairs, build the partitions and the encoder."""
+    root = data_root(data or config.data.root)
+    catalog = Catalog.load(config.data.catalog or default_catalog_path(), root)
+    languages = config.data.languages or list(catalog.target_languages())
+    missing = sorted(set(languages) - set(catalog.languages()))
+    if missing:
+        raise ConfigError(f"{config.source}: languages not in the catalog: {', '.join(missing)}")
+    pairs = [p for p in catalog.pairs() if p[1] in languages]
+    partitions = build_partitions(config, pairs, languages)
+    encoder = WordEncoder(
+        config.encoder.name,
+        device=config.encoder.device,
+        max_subwords=config.encoder.max_subwords,
+        batch_size=config.encoder.batch_size,
+        cache=FeatureCache(),
+        progress=progress,
+    )
+    store = FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
+    return Setup(config, out_dir, catalog, store, languages, partitions, progress)
+
+
+def run_record(setup: Setup) -> dict:
+    """Provenance written beside every result: config, version, data manifest, machine."""
+    manifest = setup.catalog.data_root / "MANIFEST.tsv"
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+    return {
+        "pfpyro_version": __version__,
+        "config": setup.config.to_dict(),
+        "data_root": str(setup.catalog.data_root),
+        "data_manifest_sha256": digest,
+        "partitions": {
+            name: {"seen": [list(p) for p in part.seen], "heldout": [list(p) for p in part.heldout]}
+            for name, part in setup.partitions
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
+
+
+def units(setup: Setup) -> Iterator[tuple[str, Partition, int, str]]:
+    for name, partition in setup.partitions:
+        for seed in setup.config.seeds:
+            for model in setup.config.models:
+                yield name, partition, seed, model
+
+
+def unit_path(out_dir: Path, partition: str, seed: int, model: str) -> Path:
+    return out_dir / "units" / f"{partition}_seed{seed}_{model}.csv"
+
+
+def source_tensors(setup: Setup, train_tensors: dict[Pair, PairTensors]) -> dict[Pair, PairTensors]:
+    """The LS source language's training tensors per task: as many sentences as all seen
+    languages of the task together (paper, footnote 12), which is all a capped run encodes."""
+    source = setup.config.data.source_language
+    out = {}
+    for task in setup.catalog.tasks():
+        total = sum(len(t) for (tk, _), t in train_tensors.items() if tk == task)
+        data = setup.store.get(task, source, "train", "seen", cap=total) if total else None
+        if data is not None:
+            out[task, source] = data.tensors
+    return out
+
+
+def _fit_predictors(
+    setup: Setup, partition_name: str, partition: Partition, seed: int, model: str
+) -> dict[str, TokenPredictor]:
+    """The unit's predictors by the name they are reported under."""
+    store, config = setup.store, setup.config
+    seen = list(partition.seen)
+    train_tensors = store.split_tensors(seen, "train", "seen")
+    dev_tensors = store.split_tensors(seen, "dev", "seen")
+    if model in PF_MODELS:
+        guide = "lr" if model == "pf-lr" else "d"
+        run_dir = setup.out_dir / "train" / f"{partition_name}_seed{seed}_{model}"
+        result = train(
+            train_tensors,
+            dev_tensors,
+            config.train_config(seed, guide=guide, progress=setup.progress),
+            tasks=sorted({t for t, _ in seen + list(partition.heldout)}),
+            langs=sorted({x for _, x in seen + list(partition.heldout)}),
+            out_dir=run_dir,
+            resume=True,
+        )
+        if (
+            model == "pf-lr"
+            and partition_name == setup.partitions[0][0]
+            and seed == config.seeds[0]
+        ):
+            _save_language_samples(setup.out_dir, result.guide)
+        bma = PFPredictor(
+            result.factorization, result.guide, mode="bma", num_samples=config.predict.bma_samples
+        )
+        plugin = PFPredictor(result.factorization, result.guide, mode="plugin")
+        return {model: plugin, f"{model}-bma": bma}
+    english = source_tensors(setup, train_tensors) if model == "ls" else None
+    predictor = fit_baseline(
+        model, train_tensors, dev_tensors, english_train=english, seed=seed, **config.baselines
+    )
+    return {model: predictor}
+
+
+def _save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None:
+    """Draws from q(l_j) for Fig. 4 (PCA of language posteriors)."""
+    with torch.no_grad():
+        samples = guide.language_posterior().sample((num_samples,)).cpu().numpy()
+    arrays = {lang: samples[:, j, :] for j, lang in enumerate(guide.langs)}
+    tmp = out_dir / ".language_samples.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, out_dir / "language_samples.npz")
+
+
+def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int, model: str):
+    """Train one model for one partition and seed; score every held-out pair."""
+    started = time.perf_counter()
+    predictors = _fit_predictors(setup, partition_name, partition, seed, model)
+    rows, entropy_rows, reliability_rows = [], [], []
+    for task, lang in partition.heldout:
+        test = setup.store.get(task, lang, "test", "heldout")
+        if test is None:
+            log.warning("no test data for held-out pair (%s, %s); not scored", task, lang)
+            continue
+        tensors = test.tensors
+        features = tensors.features.float()
+        for name, predictor in predictors.items():
+            probs = _predict(predictor, task, lang, features, tensors.mask)
+            scores = score_pair(task, probs, tensors.labels, tensors.mask)
+            rows += [
+                (name, partition_name, seed, task, lang, k, float(v)) for k, v in scores.items()
+            ]
+            bins = reliability_diagram(probs, tensors.labels, tensors.mask)
+            for b in range(len(bins.count)):
+                reliability_rows.append(
+                    (name, task, b, bins.confidence[b], bins.accuracy[b], int(bins.count[b]))
+                )
+            entropy = sentence_entropy(probs, tensors.mask).numpy()
+            cap = setup.config.predict.entropy_sentences
+            for k, value in enumerate(entropy[:cap] if cap else entropy):
+                entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
+    elapsed = time.perf_counter() - started
+    rows.append((model, partition_name, seed, "all", "all", "seconds", elapsed))
+    out = setup.out_dir
+    stem = f"{partition_name}_seed{seed}_{model}"
+    ent = pd.DataFrame(entropy_rows, columns=[*UNIT_COLUMNS[:5], "sentence", "entropy"])
+    atomic_write_text(out / "units" / "entropy" / f"{stem}.csv", ent.to_csv(index=False))
+    rel = pd.DataFrame(
+        reliability_rows, columns=["model", "task", "bin", "confidence", "accuracy", "count"]
+    )
+    atomic_write_text(out / "units" / "reliability" / f"{stem}.csv", rel.to_csv(index=False))
+    # The unit's result file is written last: its presence marks the unit done.
+    frame = pd.DataFrame(rows, columns=UNIT_COLUMNS)
+    atomic_write_text(unit_path(out, partition_name, seed, model), frame.to_csv(index=False))
+    return frame
+
+
+def _predict(predictor: TokenPredictor, task, lang, features, mask) -> torch.Tensor:
+    with torch.no_grad():
+        return predictor.predict_proba(task, lang, features, mask).float().cpu()
+
+
+def gather(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """All finished units' results, sentence entropies and reliability bins."""
+    units_dir = out_dir / "units"
+
+    def read_all(folder: Path) -> pd.DataFrame:
+        frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv")) if p.stat().st_size > 0]
+        frames = [f for f in frames if not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    return read_all(units_dir), read_all(units_dir / "entropy"), read_all(units_dir / "reliability")
+
+
+def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
+    """results.csv, tables and figures from the finished units."""
+    from pfpyro.report import (
+        figure_entropy,
+        figure_language_posteriors,
+        figure_per_language,
+        figure_reliability,
+        write_tables,
+    )
+
+    results, entropy, reliability = gather(out_dir)
+    scored = results[results["task"] != "all"]
+    written = []
+    path = out_dir / "results.csv"
+    atomic_write_text(path, results.to_csv(index=False))
+    written.append(path)
+    written += write_tables(scored, out_dir)
+    for task in sorted(scored["task"].unique()):
+        written.append(figure_per_language(scored, task, out_dir / f"fig2_{task}.png"))
+    entropy_model = "pf-lr-bma" if "pf-lr" in config.models else None
+    if entropy_model and not entropy.empty:
+        fig3 = figure_entropy(entropy, scored, out_dir / "fig3_entropy.png", model=entropy_model)
+        written.append(fig3.path)
+        correlation = dataclasses.asdict(fig3.correlation)
+        atomic_write_text(
+            out_dir / "entropy_correlation.json", json.dumps(correlation, indent=2, default=float)
+        )
+    samples_path = out_dir / "language_samples.npz"
+    if samples_path.exists():
+        with np.load(samples_path) as data:
+            samples = {lang: data[lang] for lang in data.files}
+        shown = [lang for lang in FIG4_LANGUAGES if lang in samples] or None
+        path = out_dir / "fig4_language_posteriors.png"
+        written.append(figure_language_posteriors(samples, path, langs=shown))
+    if not reliability.empty:
+        written.append(figure_reliability(reliability, out_dir / "reliability.png"))
+    return written
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    progress: bool = True,
+) -> str:
+    """Run every unfinished unit of the grid, then write the reports; returns Table 1."""
+    from pfpyro.report import table1, table1_markdown
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup = prepare(config, out_dir, data=data, progress=progress)
+    record = run_record(setup)
+    previous = out_dir / "run.json"
+    if previous.exists():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if old.get("config", {}) | {"source": None} != record["config"] | {"source": None}:
+            raise ConfigError(
+                f"{out_dir} holds a run of another config; use a new --out or delete the folder"
+            )
+    atomic_write_text(previous, json.dumps(record, indent=2))
+    todo = [u for u in units(setup) if not unit_path(out_dir, u[0], u[2], u[3]).exists()]
+    log.info("%d of %d units to run", len(todo), len(list(units(setup))))
+    for k, (name, partition, seed, model) in enumerate(todo, 1):
+        if progress:
+            print(f"[{k}/{len(todo)}] {model} on {name}, seed {seed}", flush=True)
+        run_unit(setup, name, partition, seed, model)
+    write_reports(out_dir, config)
+    results, _, _ = gather(out_dir)
+    return table1_markdown(table1(results[results["task"] != "all"]))
