@@ -247,8 +247,8 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
 
 
 def _predict(predictor: TokenPredictor, task, lang, features, mask) -> torch.Tensor:
-    with torch.no_grad():
-        return predictor.predict_proba(task, lang, features, mask).float().cpu()
+    # No no_grad here: NS and BEA fit lazily, on the first pair they are asked about.
+    return predictor.predict_proba(task, lang, features, mask).detach().float().cpu()
 
 
 def gather(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -1,0 +1,132 @@
+"""The whole pipeline on the real data: `pfpyro experiment`, `pfpyro train`, `pfpyro predict`.
+
+Small on purpose (three languages, a few dozen sentences, a few SVI steps): what is checked is
+that every part composes, resumes and reports, not how good the numbers are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pfpyro.cli import main as pfpyro
+from pfpyro.config import ALL_MODELS
+from pfpyro.data.labels import UPOS
+from pfpyro.encode import install_offline_encoder
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "name": "tiny",
+    "data": {"languages": ["tr", "vi", "wo"], "caps": {"train": 30, "dev": 12, "test": 20}},
+    "partition": {"scheme": "paper", "indices": [0]},
+    "train": {
+        "latent_dim": 8,
+        "hidden_dims": [32],
+        "batch_size": 8,
+        "lr": 0.01,
+        "max_steps": 30,
+        "eval_every": 15,
+        "num_particles": 3,
+        "progress": False,
+    },
+    "baselines": {"epochs": 3},
+    "predict": {"bma_samples": 10, "entropy_sentences": 10},
+    "models": list(ALL_MODELS),
+    "seeds": [0],
+}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    install_offline_encoder(progress=False)
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY), encoding="utf-8")
+    return path
+
+
+def test_experiment_runs_every_model_reports_and_resumes(config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert pfpyro(["experiment", str(config), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "POS acc" in printed and "PF-lr" in printed  # Table 1 is printed
+
+    results = pd.read_csv(out / "results.csv")
+    scored = results[results["task"] != "all"]
+    heldout = {("ner", "tr"), ("ner", "wo"), ("pos", "vi")}  # paper-0 over (tr, vi, wo)
+    assert set(zip(scored["task"], scored["lang"], strict=True)) == heldout
+    expected_models = {*ALL_MODELS, "pf-d-bma", "pf-lr-bma"}
+    assert set(scored["model"]) == expected_models
+    headline = scored[scored["metric"] == "score"]
+    assert headline["value"].between(0, 1).all()
+    assert len(headline) == len(expected_models) * len(heldout)
+    for name in (
+        "table1.md",
+        "table1.csv",
+        "per_pair_pos.md",
+        "per_pair_ner.md",
+        "run.json",
+        "fig2_pos.png",
+        "fig2_ner.png",
+        "fig3_entropy.png",
+        "fig4_language_posteriors.png",
+        "reliability.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+
+    # A second run finds every unit done and changes none of them.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "units").glob("*.csv")}
+    assert len(stamps) == len(ALL_MODELS)
+    assert pfpyro(["experiment", str(config), "--out", str(out), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_train_then_predict_a_held_out_pair(config, tmp_path, data_root, capsys):
+    run = tmp_path / "pf-lr"
+    assert pfpyro(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    assert "held-out test scores" in capsys.readouterr().out
+    source = data_root / "ud" / "UD_Vietnamese-VTB" / "vi_vtb-ud-test.conllu"
+    tagged = tmp_path / "vi.pos.tsv"
+    code = pfpyro(
+        [
+            "predict",
+            str(run),
+            str(source),
+            "--task",
+            "pos",
+            "--lang",
+            "vi",
+            "--format",
+            "conllu",
+            "--bma",
+            "5",
+            "--out",
+            str(tagged),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert "accuracy" in capsys.readouterr().err  # gold labels were scored
+    words = [
+        line.split("\t")
+        for line in tagged.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(len(w) == 4 for w in words)
+    assert {w[1] for w in words} <= set(UPOS)
+    assert all(0.0 <= float(w[2]) <= 1.0 and float(w[3]) >= 0.0 for w in words)
+
+
+def test_predict_names_the_known_languages(config, tmp_path, capsys):
+    run = tmp_path / "pf-d"
+    assert pfpyro(["train", str(config), "--out", str(run), "--guide", "d", "--quiet"]) == 0
+    text = tmp_path / "input.txt"
+    text.write_text("Dakar la\n", encoding="utf-8")
+    capsys.readouterr()
+    code = pfpyro(["predict", str(run), str(text), "--task", "ner", "--lang", "xx"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown language 'xx'" in err and "tr, vi, wo" in err and len(err.splitlines()) == 1
