@@ -130,3 +130,13 @@ def test_predict_names_the_known_languages(config, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "unknown language 'xx'" in err and "tr, vi, wo" in err and len(err.splitlines()) == 1
+
+
+def test_encode_caches_every_split_a_config_uses(config, capsys):
+    assert pfpyro(["encode", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {tuple(line.split("\t")[:4]) for line in lines if line.count("\t") >= 4}
+    # paper-0 over (tr, vi, wo): seen pairs' train and dev, held-out pairs' test
+    assert ("pos", "tr", "train", "seen") in listed and ("ner", "wo", "test", "heldout") in listed
+    assert not any(split == "test" and role == "seen" for _, _, split, role in listed)
+    assert lines[-1].startswith("cached the features of")

@@ -63,7 +63,7 @@ class FactorizationGuide(PyroModule):
 
     @torch.no_grad()
     def posterior_means(self) -> tuple[Tensor, Tensor]:
-        """``(E_q[t], E_q[l])`` of shapes ``[n, h]`` and ``[m, h]``: what the plug-in uses (§3.2)."""
+        """``(E_q[t], E_q[l])``, shapes ``[n, h]`` and ``[m, h]``: what the plug-in uses (§3.2)."""
         return self.task_posterior().mean.detach(), self.language_posterior().mean.detach()
 
 
