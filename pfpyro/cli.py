@@ -30,17 +30,16 @@ def build_argparse() -> argparse.ArgumentParser:
         prog="pfpyro",
         description="Zero-shot learning across tasks and languages by parameter space "
         "factorization (Ponti et al., TACL 2021).",
+        epilog="example: pfpyro experiment experiments/configs/demo.yaml --out runs/demo\n\n"
+        "exit codes: 0 success; 2 a user error (bad input, config or data), printed as one "
+        "line; 1 an unexpected failure (a bug, with its traceback). `pfpyro COMMAND --help` "
+        "shows each command's options and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pfpyro {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pfpyro.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"pfpyro.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"pfpyro.commands.{name}").register(subparsers)
     return parser
 
 

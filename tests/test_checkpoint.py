@@ -16,14 +16,7 @@ from pfpyro.infer import PFPredictor, TrainConfig, load_run, train
 from pfpyro.infer import checkpoint as ckpt
 from pfpyro.infer import trainer as trainer_module
 
-
-@pytest.fixture(autouse=True)
-def one_thread_and_fresh_store():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
 
 @pytest.fixture(scope="module")

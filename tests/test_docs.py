@@ -27,7 +27,6 @@ from types import ModuleType
 import nbformat
 import numpy as np
 import pandas as pd
-import pyro
 import pytest
 import torch
 
@@ -146,12 +145,9 @@ def sections(text: str) -> dict[str, str]:
 
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
-    torch.set_num_threads(threads)
+def one_thread(one_thread_and_fresh_store):
+    """One torch thread and a fresh Pyro parameter store (see conftest)."""
+    yield
 
 
 @pytest.fixture(scope="module")

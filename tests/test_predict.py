@@ -18,13 +18,7 @@ from pfpyro.predictor import TokenPredictor
 PAIR = ("task0", "lang1")
 
 
-@pytest.fixture(autouse=True)
-def one_thread_and_fresh_store():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
 
 @pytest.fixture(scope="module")

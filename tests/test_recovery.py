@@ -21,14 +21,7 @@ from pfpyro.data.synthetic import make_world
 from pfpyro.infer import PFPredictor, TrainConfig, train
 from pfpyro.infer.trainer import token_accuracy
 
-
-@pytest.fixture(autouse=True)
-def one_thread_and_fresh_store():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
 
 def checkerboard(world):

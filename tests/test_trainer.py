@@ -17,14 +17,7 @@ from pfpyro.infer import NumericalError, TrainConfig, read_log, train
 from pfpyro.infer.checkpoint import load_checkpoint
 from pfpyro.infer.trainer import num_minibatches
 
-
-@pytest.fixture(autouse=True)
-def one_thread_and_fresh_store():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
 
 @pytest.fixture(scope="module")

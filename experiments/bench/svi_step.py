@@ -150,8 +150,7 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
     results["bma_over_plugin"] = results["bma_s"] / results["plugin_s"]
 
     print(
-        f"device {device}, threads {torch.get_num_threads()}, head {opts.head}, "
-        f"shared hypernet {opts.share_hypernet}, "
+        f"device {device}, threads {torch.get_num_threads()}, "
         f"B={b} T={t} e={e} c={opts.classes} h={opts.latent_dim} hidden={hidden} "
         f"particles={opts.particles} S={opts.samples}"
     )
