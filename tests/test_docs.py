@@ -320,7 +320,8 @@ def test_code_blocks_are_snippets_of_tested_examples():
     assert refs, "the docs include no example code"
     for page, file, section in refs:
         assert file in TESTED_SNIPPETS, f"{page}: snippet {file} is not covered by a test"
-        text = (EXAMPLES / file).read_text(encoding="utf-8")
+        base = ROOT if file.startswith("experiments/") else EXAMPLES
+        text = (base / file).read_text(encoding="utf-8")
         if section:
             for edge in ("start", "end"):
                 assert f"--8<-- [{edge}:{section}]" in text, f"{page}: {file} lacks {section}"
@@ -409,7 +410,7 @@ def test_paper_config_loads_and_partitions(catalog):
     assert [name for name, _ in partitions] == ["paper-0", "paper-1"]
     heldout = [set(p.heldout) for _, p in partitions]
     assert not heldout[0] & heldout[1]  # every pair is held out at most once
-    assert config.train_config(0).hidden_dims == (400, 768, 768, 768, 768)
+    assert config.train_config(0).latent_dim == 10 and config.seeds == [0, 1, 2]
     assert set(config.models) == {"ns", "ls", "bea", "jm", "pf-d", "pf-lr"}
 
 
