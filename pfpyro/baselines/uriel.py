@@ -24,6 +24,7 @@ import importlib.metadata
 import importlib.util
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,7 +112,10 @@ def _lang2vec():
         module = importlib.util.module_from_spec(spec)
         sys.modules["lang2vec"] = module
         spec.loader.exec_module(module)
-    return importlib.import_module("lang2vec.lang2vec")
+    with warnings.catch_warnings():
+        # lang2vec imports pkg_resources, whose deprecation notice is no news to our users.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        return importlib.import_module("lang2vec.lang2vec")
 
 
 def lang2vec_code(lang: str) -> str:
