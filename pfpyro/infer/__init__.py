@@ -2,7 +2,7 @@
 
 from pfpyro.infer.checkpoint import load_run
 from pfpyro.infer.logging import RunLogger, read_log
-from pfpyro.infer.predict import PFPredictor, sentence_entropy, token_entropy
+from pfpyro.infer.predict import PFPredictor
 from pfpyro.infer.trainer import (
     NumericalError,
     TrainConfig,
@@ -22,7 +22,5 @@ __all__ = [
     "evaluate_plugin",
     "load_run",
     "read_log",
-    "sentence_entropy",
-    "token_entropy",
     "train",
 ]

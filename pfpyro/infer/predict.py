@@ -9,7 +9,7 @@ Two predictive distributions for a pair (task i, language j), seen or not:
   averaging logits is the authors' bug listed in DESIGN.md §8).
 
 Either way the predictive entropy H = -Σ_c p_c ln p_c of each word measures the model's
-uncertainty; :func:`sentence_entropy` averages it over a sentence's words.
+uncertainty; :func:`pfpyro.evaluate.sentence_entropy` averages it over a sentence's words.
 
 The parameter store: a PyroModule reads its parameters from Pyro's global store whenever the
 store holds a tensor under the same name, so a model trained (or loaded) earlier in the process
@@ -29,21 +29,11 @@ from pyro.infer import Predictive
 from torch import Tensor
 
 from pfpyro.errors import ConfigError
+from pfpyro.evaluate.uncertainty import token_entropy
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 
 MODES = ("plugin", "bma")
-
-
-def token_entropy(probs: Tensor) -> Tensor:
-    """H = -Σ_c p_c ln p_c over the last axis, in nats: [..., c] -> [...], in [0, ln c]."""
-    return torch.special.xlogy(probs, probs).sum(-1).neg().clamp_min(0.0)
-
-
-def sentence_entropy(entropy: Tensor, mask: Tensor) -> Tensor:
-    """The mean word entropy of each sentence: [N, T] and mask [N, T] -> [N] (0 if empty)."""
-    mask = mask.to(entropy.dtype)
-    return (entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
 
 
 def fresh_param_scope() -> AbstractContextManager:
@@ -96,7 +86,8 @@ class PFPredictor:
     ) -> tuple[Tensor, Tensor]:
         """(probabilities [N, T, c], predictive entropy per word [N, T], 0 at padding)."""
         probs = self.predict_proba(task, lang, features, mask)
-        entropy = token_entropy(probs).masked_fill(~mask.to(probs.device, torch.bool), 0.0)
+        entropy = token_entropy(probs).to(probs.dtype).clamp_min(0.0)
+        entropy = entropy.masked_fill(~mask.to(probs.device, torch.bool), 0.0)
         return probs, entropy
 
     # -- plug-in ---------------------------------------------------------------------------
