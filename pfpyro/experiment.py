@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from pfpyro import __version__
+from pfpyro.atomic import atomic_write, atomic_write_text
 from pfpyro.baselines import fit_baseline
 from pfpyro.config import PF_MODELS, ExperimentConfig
 from pfpyro.data.batch import PairTensors
@@ -61,14 +62,6 @@ class Setup:
     languages: list[str]
     partitions: list[tuple[str, Partition]]
     progress: bool
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def build_partitions(config: ExperimentConfig, pairs: list[Pair], languages: list[str]):
@@ -198,9 +191,7 @@ def _save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None
     with torch.no_grad():
         samples = guide.language_posterior().sample((num_samples,)).cpu().numpy()
     arrays = {lang: samples[:, j, :] for j, lang in enumerate(guide.langs)}
-    tmp = out_dir / ".language_samples.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out_dir / "language_samples.npz")
+    atomic_write(out_dir / "language_samples.npz", lambda h: np.savez_compressed(h, **arrays))
 
 
 def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int, model: str):

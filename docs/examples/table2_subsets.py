@@ -36,12 +36,13 @@ from pathlib import Path
 
 import yaml
 
+from pfpyro.atomic import atomic_write_text
 from pfpyro.baselines.uriel import language_family
 from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.data.paths import data_root
 from pfpyro.errors import ConfigError, PfpyroError
-from pfpyro.experiment import atomic_write_text, build_partitions
+from pfpyro.experiment import build_partitions
 from pfpyro.report import table2, table2_markdown
 
 HERE = Path(__file__).resolve().parent

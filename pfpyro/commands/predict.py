@@ -71,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pfpyro.api import load
+    from pfpyro.atomic import atomic_write_text
     from pfpyro.data.labels import label_set
     from pfpyro.errors import ConfigError
     from pfpyro.evaluate import score_pair
-    from pfpyro.experiment import atomic_write_text
 
     if not (args.run / "model.json").exists():
         raise ConfigError(f"{args.run}: not a run folder (no model.json); train one first")

@@ -35,10 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pfpyro.atomic import atomic_write_text
     from pfpyro.config import load_config
     from pfpyro.errors import ConfigError
     from pfpyro.evaluate import HEADLINE, score_pair
-    from pfpyro.experiment import atomic_write_text, prepare
+    from pfpyro.experiment import prepare
     from pfpyro.infer import PFPredictor, train
 
     config = load_config(args.config)

@@ -18,7 +18,6 @@ Both are written to a temporary file in the same folder, fsync'ed and moved into
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
 import zipfile
@@ -33,6 +32,7 @@ from pyro import poutine
 from torch import Tensor
 
 import pfpyro
+from pfpyro.atomic import atomic_write
 from pfpyro.errors import CheckpointError
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide, make_guide
@@ -149,31 +149,6 @@ def set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
 
 
 # -- atomic files ----------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(handle)`` into a temp file beside ``path``, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; not every file system lets a folder be opened
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def model_description(
     tasks: Sequence[str],
     langs: Sequence[str],
@@ -211,7 +186,7 @@ def model_description(
 def save_model_json(out_dir: str | Path, description: Mapping[str, Any]) -> Path:
     path = Path(out_dir) / MODEL_NAME
     text = json.dumps(dict(description), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
     return path
 
 
@@ -223,7 +198,7 @@ def save_checkpoint(out_dir: str | Path, payload: Mapping[str, Any]) -> Path:
     missing = [key for key in REQUIRED_KEYS if key not in body]
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
-    _atomic_write(path, lambda handle: torch.save(body, handle))
+    atomic_write(path, lambda handle: torch.save(body, handle))
     return path
 
 

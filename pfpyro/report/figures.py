@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import stats
 
+from pfpyro.atomic import atomic_write
 from pfpyro.data.labels import LABEL_SETS
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate.correlation import Correlation, correlate
@@ -72,19 +72,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG at ``path`` through a temporary file: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=_DPI)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``fig`` as a PNG at ``path``, all or nothing."""
+    return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=_DPI))
 
 
 # --- Fig. 2: per-language scores -----------------------------------------------------------

@@ -15,13 +15,13 @@ where numbers are percentages with two decimals ("71.23 ± 0.45").
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pfpyro.atomic import atomic_write_text
 from pfpyro.errors import DataFormatError, PfpyroError
 from pfpyro.evaluate.scoring import HEADLINE
 
@@ -289,22 +289,6 @@ def flat_columns(table: pd.DataFrame) -> pd.DataFrame:
     return flat
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a table is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 _TASK_TITLE = {"pos": "POS", "ner": "NER"}
 _METRIC_TITLE = {"accuracy": "accuracy", "span_f1": "span F1", "token_f1": "token F1"}
 
@@ -337,8 +321,8 @@ def write_tables(
     table = table1(frame)
     heading = "# Table 1: headline scores (%) averaged over held-out pairs, mean ± std over seeds"
     written = [
-        write_text_atomic(out / "table1.md", f"{heading}\n\n{table1_markdown(table)}"),
-        write_text_atomic(out / "table1.csv", flat_columns(table).to_csv(float_format="%.6g")),
+        atomic_write_text(out / "table1.md", f"{heading}\n\n{table1_markdown(table)}"),
+        atomic_write_text(out / "table1.csv", flat_columns(table).to_csv(float_format="%.6g")),
     ]
     present = set(frame["task"].astype(str))
     for task in ("pos", "ner"):
@@ -346,5 +330,5 @@ def write_tables(
             continue
         document = _per_pair_document(frame, task)
         if document:
-            written.append(write_text_atomic(out / f"per_pair_{task}.md", document))
+            written.append(atomic_write_text(out / f"per_pair_{task}.md", document))
     return written
