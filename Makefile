@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pfpyro-installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint format docs bench clean
+.PHONY: install demo test test-fast lint format docs bench clean notebooks
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ format: install
 
 docs: install
 	$(BIN)/mkdocs build --strict
+
+# The notebooks of docs/notebooks, executed in place on the demo's PF-lr run: the docs render
+# them with these outputs (mkdocs never executes them).
+NOTEBOOK_RUN ?= runs/demo/train/paper-0_seed0_pf-lr
+
+notebooks: demo
+	PFPYRO_NOTEBOOK_RUN="$(abspath $(NOTEBOOK_RUN))" $(BIN)/jupyter nbconvert --to notebook \
+		--execute --inplace --ExecutePreprocessor.record_timing=False docs/notebooks/*.ipynb
 
 bench: install
 	$(BIN)/python experiments/bench/encode.py

@@ -125,12 +125,12 @@ class FittedPosterior:
                 torch.manual_seed(seed)
             if num_samples is None:
                 t_mean, l_mean = self.guide.posterior_means()
-                theta, _ = f.hypernet(t_mean[i], l_mean[j])
+                theta, _ = f.hypernet(t_mean[i], l_mean[j], i)
             else:
                 samples = PFPredictor(f, self.guide).posterior_samples(num_samples)
                 t_i = samples["t"][..., i : i + 1, :]
                 l_j = samples["l"][..., j : j + 1, :]
-                loc, variance = f.hypernet(t_i, l_j)
+                loc, variance = f.hypernet(t_i, l_j, i)
                 theta = (loc + variance.sqrt() * torch.randn_like(loc)).reshape(num_samples, -1)
             weight, bias = f.head.unpack(theta)
         return weight[..., :c].cpu().numpy(), bias[..., :c].cpu().numpy()

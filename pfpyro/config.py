@@ -46,6 +46,30 @@ class PartitionConfig:
     heldout: list[list[str]] = field(default_factory=list)  # explicit: [[task, lang], ...]
 
 
+SELECTION_MODES = ("seen-dev", "zero-shot")
+
+
+@dataclass
+class SelectionConfig:
+    """How every model chooses its training length (PF: SVI steps; baselines: epochs).
+
+    ``seen-dev``: early stopping on the seen pairs' own dev data (pfpyro 0.1's rule), blind to
+    zero-shot overfitting. ``zero-shot``: ``validation_pairs`` pairs are carved out of the seen
+    pairs (plus the pairs of ``extra_languages``, selection-only languages outside the
+    partition), each keeping its task and language trained on elsewhere; each model trains
+    without them and is scored on their dev data zero-shot (POS accuracy, NER span F1) at
+    every checkpoint (PF: every ``train.eval_every`` steps; baselines: after each of
+    ``baseline_epochs``); the best length is then refit on all seen pairs. The held-out pairs'
+    data are not read before the final test.
+    """
+
+    mode: str = "seen-dev"
+    validation_pairs: int = 2
+    seed: int = 0
+    extra_languages: list[str] = field(default_factory=list)
+    baseline_epochs: list[int] = field(default_factory=lambda: [2, 5, 10, 20, 30])
+
+
 @dataclass
 class EncoderConfig:
     name: str = "multilingual-e5-small-offline"
@@ -65,6 +89,7 @@ class ExperimentConfig:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     train: dict[str, Any] = field(default_factory=dict)  # pfpyro.infer.TrainConfig fields
     baselines: dict[str, Any] = field(default_factory=dict)  # LinearTagger fit settings
@@ -126,6 +151,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def config_from_dict(values: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """An ExperimentConfig from plain values (a YAML file's, or a run.json's record)."""
+    return _build(ExperimentConfig, values, where)
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment config; errors name the file and the key."""
     path = Path(path)
@@ -145,13 +175,25 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError(
             f"{path}{line}: invalid YAML ({getattr(error, 'problem', error)})"
         ) from None
-    config = _build(ExperimentConfig, values, str(path))
+    config = config_from_dict(values, str(path))
     config.source = str(path)
     bad = sorted(set(config.models) - set(ALL_MODELS))
     if bad:
         raise ConfigError(
             f"{path}: models: unknown {', '.join(bad)}; known: {', '.join(ALL_MODELS)}"
         )
+    selection = config.selection
+    if selection.mode not in SELECTION_MODES:
+        raise ConfigError(
+            f"{path}: selection.mode: expected {' or '.join(SELECTION_MODES)}, "
+            f"found {selection.mode!r}"
+        )
+    if selection.validation_pairs < 1 or not selection.baseline_epochs:
+        raise ConfigError(
+            f"{path}: selection: validation_pairs must be >= 1 and baseline_epochs non-empty"
+        )
+    if any(e < 1 for e in selection.baseline_epochs):
+        raise ConfigError(f"{path}: selection.baseline_epochs must be positive")
     if config.partition.scheme not in ("paper", "random", "explicit"):
         raise ConfigError(
             f"{path}: partition.scheme: expected paper, random or explicit, "

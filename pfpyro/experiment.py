@@ -25,8 +25,9 @@ import torch
 
 from pfpyro import __version__
 from pfpyro.atomic import atomic_write, atomic_write_text
-from pfpyro.baselines import fit_baseline
-from pfpyro.config import PF_MODELS, ExperimentConfig
+from pfpyro.baselines import LinearConfig, fit_baseline
+from pfpyro.baselines.ls import CAPPED_TASKS as LS_CAPPED_TASKS
+from pfpyro.config import PF_MODELS, ExperimentConfig, config_from_dict
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.data.partition import (
@@ -35,11 +36,12 @@ from pfpyro.data.partition import (
     paper_partition,
     random_partition,
 )
+from pfpyro.data.partition import validation_split as carve_validation
 from pfpyro.data.paths import data_root
 from pfpyro.encode import FeatureCache, WordEncoder
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import reliability_diagram, score_pair, sentence_entropy
-from pfpyro.features import FeatureStore, Pair
+from pfpyro.features import ALL, FeatureStore, Pair
 from pfpyro.infer import PFPredictor, train
 from pfpyro.predictor import TokenPredictor
 
@@ -136,35 +138,98 @@ def unit_path(out_dir: Path, partition: str, seed: int, model: str) -> Path:
 
 
 def source_tensors(setup: Setup, train_tensors: dict[Pair, PairTensors]) -> dict[Pair, PairTensors]:
-    """The LS source language's training tensors per task: as many sentences as all seen
-    languages of the task together (paper, footnote 12), which is all a capped run encodes."""
+    """The LS source language's training tensors per task. The paper's cap (footnote 12) is
+    applied here and only here: a task in ``CAPPED_TASKS`` (NER) gets as many source sentences
+    as all seen languages of the task together; the others (POS) get the whole split."""
     source = setup.config.data.source_language
     out = {}
     for task in setup.catalog.tasks():
         total = sum(len(t) for (tk, _), t in train_tensors.items() if tk == task)
-        data = setup.store.get(task, source, "train", "seen", cap=total) if total else None
+        if not total:
+            continue
+        cap = total if task in LS_CAPPED_TASKS else ALL
+        data = setup.store.get(task, source, "train", "seen", cap=cap)
         if data is not None:
             out[task, source] = data.tensors
     return out
 
 
+def headline_score(task: str, probs: torch.Tensor, labels: torch.Tensor, mask) -> float:
+    """The task's headline metric (POS accuracy, NER span F1): what selection maximises."""
+    return score_pair(task, probs.float().cpu(), labels, mask)["score"]
+
+
+def validation_split(setup: Setup, partition_name: str, partition: Partition) -> Partition:
+    """The selection split of ``partition``: seen (+ extra-language) pairs to train on and
+    the validation pairs (``heldout``) to score zero-shot. Seeded, the same for every model."""
+    selection = setup.config.selection
+    extra = [p for p in setup.catalog.pairs() if p[1] in selection.extra_languages]
+    with_dev = [p for p in [*partition.seen, *extra] if setup.catalog.files(*p, "dev", "seen")]
+    return carve_validation(
+        partition.seen,
+        selection.validation_pairs,
+        selection.seed,
+        extra=extra,
+        eligible=with_dev,
+        source=f"{setup.config.source or 'config'} ({partition_name})",
+    )
+
+
+@dataclass
+class Fitted:
+    """A unit's predictors by reported name, and how long it trained."""
+
+    predictors: dict[str, TokenPredictor]
+    selected: float  # PF: the SVI step; baselines: epochs
+    epochs: float  # passes over the seen training data of the final fit
+    validation: float | None = None  # the zero-shot validation score of the selected length
+
+
 def _fit_predictors(
     setup: Setup, partition_name: str, partition: Partition, seed: int, model: str
-) -> dict[str, TokenPredictor]:
-    """The unit's predictors by the name they are reported under."""
+) -> Fitted:
+    """Select the unit's training length by the config's rule, then fit on all seen pairs.
+
+    With ``selection.mode: zero-shot`` the selection phase runs with the store sealed against
+    the partition's held-out pairs: reading any of their data raises.
+    """
     store, config = setup.store, setup.config
     seen = list(partition.seen)
-    train_tensors = store.split_tensors(seen, "train", "seen")
-    dev_tensors = store.split_tensors(seen, "dev", "seen")
+    zero_shot = config.selection.mode == "zero-shot"
+    with store.sealing(partition.heldout):
+        train_tensors = store.split_tensors(seen, "train", "seen")
+        dev_tensors = {} if zero_shot else store.split_tensors(seen, "dev", "seen")
+        if zero_shot:
+            split = validation_split(setup, partition_name, partition)
+            select_train = store.split_tensors(list(split.seen), "train", "seen")
+            validation = store.split_tensors(list(split.heldout), "dev", "seen")
     if model in PF_MODELS:
         guide = "lr" if model == "pf-lr" else "d"
-        run_dir = setup.out_dir / "train" / f"{partition_name}_seed{seed}_{model}"
+        stem = f"{partition_name}_seed{seed}_{model}"
+        run_dir = setup.out_dir / "train" / stem
+        train_config = config.train_config(seed, guide=guide, progress=setup.progress)
+        tasks = sorted({t for t, _ in seen + list(partition.heldout)})
+        langs = sorted({x for _, x in seen + list(partition.heldout)})
+        if zero_shot:
+            with store.sealing(partition.heldout):
+                chosen = train(
+                    select_train,
+                    validation,
+                    train_config,
+                    tasks=sorted(set(tasks) | {t for t, _ in split.pairs}),
+                    langs=sorted(set(langs) | {x for _, x in split.pairs}),
+                    out_dir=setup.out_dir / "train" / f"{stem}.select",
+                    resume=True,
+                    dev_role="zero-shot",
+                    scorer=headline_score,
+                )
+            train_config = dataclasses.replace(train_config, max_steps=chosen.best_step)
         result = train(
             train_tensors,
             dev_tensors,
-            config.train_config(seed, guide=guide, progress=setup.progress),
-            tasks=sorted({t for t, _ in seen + list(partition.heldout)}),
-            langs=sorted({x for _, x in seen + list(partition.heldout)}),
+            train_config,
+            tasks=tasks,
+            langs=langs,
             out_dir=run_dir,
             resume=True,
         )
@@ -178,12 +243,67 @@ def _fit_predictors(
             result.factorization, result.guide, mode="bma", num_samples=config.predict.bma_samples
         )
         plugin = PFPredictor(result.factorization, result.guide, mode="plugin")
-        return {model: plugin, f"{model}-bma": bma}
+        steps = result.best_step or train_config.max_steps
+        seen_sentences = sum(len(t) for t in train_tensors.values())
+        epochs = steps * train_config.batch_size / seen_sentences
+        validation_score = chosen.best_score if zero_shot else None
+        return Fitted({model: plugin, f"{model}-bma": bma}, float(steps), epochs, validation_score)
+    settings, validation_score = dict(config.baselines), None
+    if zero_shot:
+        settings["epochs"], validation_score = _select_baseline_epochs(
+            setup, model, seed, select_train, validation
+        )
     english = source_tensors(setup, train_tensors) if model == "ls" else None
+    extra = {"capped_tasks": ()} if model == "ls" else {}
     predictor = fit_baseline(
-        model, train_tensors, dev_tensors, english_train=english, seed=seed, **config.baselines
+        model,
+        train_tensors,
+        dev_tensors or None,
+        english_train=english,
+        seed=seed,
+        **extra,
+        **settings,
     )
-    return {model: predictor}
+    used = float(settings.get("epochs", LinearConfig().epochs))
+    return Fitted({model: predictor}, used, used, validation_score)
+
+
+def _select_baseline_epochs(
+    setup: Setup,
+    model: str,
+    seed: int,
+    select_train: dict[Pair, PairTensors],
+    validation: dict[Pair, PairTensors],
+) -> tuple[int, float | None]:
+    """The epoch count (of ``selection.baseline_epochs``) whose fit on the selection pairs
+    scores best zero-shot on the validation pairs (ties: the fewest epochs). LS skips
+    validation pairs in its own source language, which it would tag in-language; with none
+    left it takes the largest count."""
+    config = setup.config
+    candidates = sorted(set(config.selection.baseline_epochs))
+    source = config.data.source_language
+    scored = {p: t for p, t in validation.items() if model != "ls" or p[1] != source}
+    if not scored:
+        return candidates[-1], None
+    english = source_tensors(setup, select_train) if model == "ls" else None
+    extra = {"capped_tasks": ()} if model == "ls" else {}
+    best, best_score = candidates[-1], None
+    for epochs in candidates:
+        settings = {**config.baselines, "epochs": epochs}
+        predictor = fit_baseline(
+            model, select_train, None, english_train=english, seed=seed, **extra, **settings
+        )
+        values = [
+            headline_score(
+                task, _predict(predictor, task, lang, t.features.float(), t.mask), t.labels, t.mask
+            )
+            for (task, lang), t in sorted(scored.items())
+        ]
+        score = sum(values) / len(values)
+        log.info("%s: %d epochs, zero-shot validation score %.4f", model, epochs, score)
+        if best_score is None or score > best_score:
+            best, best_score = epochs, score
+    return best, best_score
 
 
 def _save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None:
@@ -197,7 +317,8 @@ def _save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None
 def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int, model: str):
     """Train one model for one partition and seed; score every held-out pair."""
     started = time.perf_counter()
-    predictors = _fit_predictors(setup, partition_name, partition, seed, model)
+    fitted = _fit_predictors(setup, partition_name, partition, seed, model)
+    predictors = fitted.predictors
     rows, entropy_rows, reliability_rows = [], [], []
     for task, lang in partition.heldout:
         test = setup.store.get(task, lang, "test", "heldout")
@@ -223,6 +344,10 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
                 entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
     elapsed = time.perf_counter() - started
     rows.append((model, partition_name, seed, "all", "all", "seconds", elapsed))
+    rows.append((model, partition_name, seed, "all", "all", "selected", fitted.selected))
+    rows.append((model, partition_name, seed, "all", "all", "epochs", fitted.epochs))
+    if fitted.validation is not None:
+        rows.append((model, partition_name, seed, "all", "all", "validation", fitted.validation))
     out = setup.out_dir
     stem = f"{partition_name}_seed{seed}_{model}"
     ent = pd.DataFrame(entropy_rows, columns=[*UNIT_COLUMNS[:5], "sentence", "entropy"])
@@ -255,12 +380,13 @@ def gather(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
-    """results.csv, tables and figures from the finished units."""
+    """results.csv, tables (Table 1, per pair, calibration) and figures from the finished units."""
     from pfpyro.report import (
         figure_entropy,
         figure_language_posteriors,
         figure_per_language,
         figure_reliability,
+        write_calibration,
         write_tables,
     )
 
@@ -271,16 +397,18 @@ def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
     atomic_write_text(path, results.to_csv(index=False))
     written.append(path)
     written += write_tables(scored, out_dir)
+    written += write_calibration(scored, out_dir)
     for task in sorted(scored["task"].unique()):
         written.append(figure_per_language(scored, task, out_dir / f"fig2_{task}.png"))
     entropy_model = "pf-lr-bma" if "pf-lr" in config.models else None
     if entropy_model and not entropy.empty:
         fig3 = figure_entropy(entropy, scored, out_dir / "fig3_entropy.png", model=entropy_model)
         written.append(fig3.path)
-        correlation = dataclasses.asdict(fig3.correlation)
-        atomic_write_text(
-            out_dir / "entropy_correlation.json", json.dumps(correlation, indent=2, default=float)
-        )
+        # {"pooled": {...}, "pos": {...}, "ner": {...}}: POS and NER entropies differ in scale.
+        correlations = {key: dataclasses.asdict(c) for key, c in fig3.correlations.items()}
+        path = out_dir / "entropy_correlation.json"
+        atomic_write_text(path, json.dumps(correlations, indent=2, default=float))
+        written.append(path)
     samples_path = out_dir / "language_samples.npz"
     if samples_path.exists():
         with np.load(samples_path) as data:
@@ -291,6 +419,16 @@ def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
     if not reliability.empty:
         written.append(figure_reliability(reliability, out_dir / "reliability.png"))
     return written
+
+
+def same_config(old: dict, new: dict) -> bool:
+    """Whether a run folder's recorded config is ``new``'s, read with today's defaults (a
+    section added since, like ``selection``, takes its default value in the old record)."""
+    try:
+        rebuilt = config_from_dict({k: v for k, v in old.items() if k != "source"}).to_dict()
+    except ConfigError:
+        return False
+    return rebuilt | {"source": None} == new | {"source": None}
 
 
 def run_experiment(
@@ -310,7 +448,7 @@ def run_experiment(
     previous = out_dir / "run.json"
     if previous.exists():
         old = json.loads(previous.read_text(encoding="utf-8"))
-        if old.get("config", {}) | {"source": None} != record["config"] | {"source": None}:
+        if not same_config(old.get("config", {}), record["config"]):
             raise ConfigError(
                 f"{out_dir} holds a run of another config; use a new --out or delete the folder"
             )

@@ -6,6 +6,8 @@ This is where the data layer (catalog, caps) meets the encoder; models only ever
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pfpyro.data.batch import PairTensors
@@ -14,8 +16,16 @@ from pfpyro.data.labels import label_set
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.sentence import Sentence
 from pfpyro.encode import WordEncoder
+from pfpyro.errors import ConfigError
 
 Pair = tuple[str, str]
+
+ALL = "all"
+"""``cap=ALL``: every sentence of the split, whatever the run's caps (the LS source's POS)."""
+
+
+class SealedPairError(ConfigError):
+    """A sealed pair's data was asked for: model selection touching a held-out pair."""
 
 
 @dataclass
@@ -40,25 +50,48 @@ class FeatureStore:
         self.encoder = encoder
         self.caps = dict(caps or {})
         self.cap_seed = cap_seed
-        self._memo: dict[tuple[str, str, str, str, int | None], PairData | None] = {}
+        self._memo: dict[tuple[str, str, str, str, int | str | None], PairData | None] = {}
+        self._sealed: frozenset[Pair] = frozenset()
+
+    @contextlib.contextmanager
+    def sealing(self, pairs: Iterable[Pair]) -> Iterator[None]:
+        """Within the block, asking for any data of ``pairs`` raises :class:`SealedPairError`:
+        model selection runs sealed against the held-out pairs, so it cannot read them."""
+        before = self._sealed
+        self._sealed = before | {tuple(p) for p in pairs}
+        try:
+            yield
+        finally:
+            self._sealed = before
 
     def sentences(
-        self, task: str, lang: str, split: str, role: str, cap: int | None = None
+        self, task: str, lang: str, split: str, role: str, cap: int | str | None = None
     ) -> list[Sentence]:
-        """The pair's sentences of ``split`` as used in ``role`` ("seen" or "heldout"), capped."""
+        """The pair's sentences of ``split`` as used in ``role`` ("seen" or "heldout"), capped
+        (``cap``: a number, :data:`ALL` for no cap, None for the run's cap of ``split``)."""
         found = self.catalog.sentences(task, lang, split, role)
-        limit = cap if cap is not None else self.caps.get(split)
+        limit = None if cap == ALL else cap if cap is not None else self.caps.get(split)
         return cap_sentences(found, limit, self.cap_seed)
 
     def get(
-        self, task: str, lang: str, split: str, role: str, cap: int | None = None
+        self, task: str, lang: str, split: str, role: str, cap: int | str | None = None
     ) -> PairData | None:
         """Features of the pair's split, or None when the split has no sentences."""
+        if (task, lang) in self._sealed:
+            raise SealedPairError(
+                f"{task}/{lang} is held out: its {split} data cannot be read during model "
+                "selection (only the final test reads held-out pairs)"
+            )
         key = (task, lang, split, role, cap)
         if key not in self._memo:
-            sentences = self.sentences(task, lang, split, role, cap)
-            self._memo[key] = self._encode(task, sentences) if sentences else None
+            self._memo[key] = self._load(task, lang, split, role, cap)
         return self._memo[key]
+
+    def _load(
+        self, task: str, lang: str, split: str, role: str, cap: int | str | None
+    ) -> PairData | None:
+        sentences = self.sentences(task, lang, split, role, cap)
+        return self._encode(task, sentences) if sentences else None
 
     def _encode(self, task: str, sentences: list[Sentence]) -> PairData:
         labels = label_set(task)

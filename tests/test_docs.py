@@ -7,7 +7,8 @@
 - every Python or YAML block in docs/*.md is a snippet of a file under docs/examples that a
   test here runs or loads (so no example goes unexecuted);
 - the extension examples (a full-rank guide, two heads) train with SVI;
-- the notebooks have no outputs and run top to bottom under nbmake on a small synthetic run.
+- the notebooks are committed with the outputs of the demo's PF-lr run (``make notebooks``) and
+  run top to bottom under nbmake on a small synthetic run.
 """
 
 from __future__ import annotations
@@ -219,9 +220,20 @@ def test_mkdocs_build_strict(tmp_path):
 def test_every_page_is_in_the_nav():
     import yaml
 
+    def files(items) -> set[str]:
+        """Every file of a nav list, its sections' included."""
+        found = set()
+        for item in items:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            found |= files(value) if isinstance(value, list) else {value}
+        return found
+
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
-    listed = {next(iter(item.values())) for item in config["nav"]}
-    assert listed == {page.name for page in PAGES}
+    listed = files(config["nav"])
+    assert {f for f in listed if f.endswith(".md")} == {page.name for page in PAGES}
+    assert {f for f in listed if f.endswith(".ipynb")} == {
+        f"notebooks/{nb.name}" for nb in NOTEBOOKS
+    }
 
 
 # -- commands shown in the docs -----------------------------------------------------------------
@@ -488,17 +500,36 @@ def test_own_corpora_catalog_and_config(monkeypatch, capsys):
 
 
 # -- notebooks ----------------------------------------------------------------------------------
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    """The text of every stream and plain-text result of an executed notebook."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "text/plain" in output.get("data", {}):
+                parts.append(output.data["text/plain"])
+    return "\n".join(parts)
+
+
 def test_there_are_the_two_notebooks():
     assert [nb.name for nb in NOTEBOOKS] == ["posteriors.ipynb", "zero_shot.ipynb"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_is_committed_without_outputs(notebook):
+def test_notebook_is_committed_with_the_outputs_of_the_demo_run(notebook):
+    """``make notebooks`` ran it top to bottom on runs/demo/train/paper-0_seed0_pf-lr."""
+    assert notebook.stat().st_size < 1_500_000
     nb = nbformat.read(notebook, as_version=4)
     nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any("image/png" in output.get("data", {}) for output in outputs)
+    text = notebook_text(nb)
+    assert "run paper-0_seed0_pf-lr" in text and "lang0" not in text
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
         assert "lang0" not in cell.source or cell.cell_type == "markdown"
     source = "\n".join(cell.source for cell in nb.cells)
     assert "PFPYRO_NOTEBOOK_RUN" in source
@@ -532,18 +563,6 @@ def test_notebook_runs_on_a_synthetic_run(notebook, run_dir, tmp_path):
     done = run_notebook(notebook, run_dir, tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "1 passed" in done.stdout
-
-
-def notebook_text(nb: nbformat.NotebookNode) -> str:
-    """The text of every stream and plain-text result of an executed notebook."""
-    parts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.output_type == "stream":
-                parts.append(output.text)
-            elif "text/plain" in output.get("data", {}):
-                parts.append(output.data["text/plain"])
-    return "\n".join(parts)
 
 
 @pytest.mark.slow

@@ -159,3 +159,20 @@ def test_score_pair_pos_uses_accuracy_and_ignores_ner_keys():
     assert out["ece"] == pytest.approx(0.0) and out["brier"] == 0.0
     with pytest.raises(ValueError, match=r"\[N, T, 17\]"):
         score_pair("pos", probs[..., :7], gold, mask)
+
+
+def test_score_pair_ner_scores_the_valid_decoding_too():
+    gold, mask = _ids([["B-PER", "I-PER", "O", "B-LOC"]])
+    # Argmax B-PER I-LOC O B-LOC: seqeval reads PER 0-0, LOC 1-1, LOC 3-3 (1 of 3 right).
+    # Valid IOB2 decoding turns I-LOC into I-PER (0.4 < 0.5, but I-LOC cannot follow B-PER).
+    rows = [{"B-PER": 0.9}, {"I-LOC": 0.5, "I-PER": 0.4}, {"O": 0.9}, {"B-LOC": 0.9}]
+    probs = torch.zeros(1, 4, len(NER_TAGS))
+    for k, row in enumerate(rows):
+        probs[0, k] = (1 - sum(row.values())) / (len(NER_TAGS) - len(row))
+        for tag, p in row.items():
+            probs[0, k, NER_TAGS.index(tag)] = p
+    out = score_pair("ner", probs, gold, mask)
+    assert (out["span_precision"], out["span_recall"]) == pytest.approx((1 / 3, 1 / 2))
+    assert out["span_f1"] == pytest.approx(0.4)
+    assert out["span_precision_valid"] == out["span_recall_valid"] == out["span_f1_valid"] == 1.0
+    assert out["score"] == out["span_f1"]  # the raw argmax stays the headline

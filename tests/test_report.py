@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import math
 from pathlib import Path
 
@@ -11,9 +12,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from pfpyro.config import ExperimentConfig
 from pfpyro.errors import PfpyroError
+from pfpyro.evaluate import POOLED, correlate_by_group
+from pfpyro.experiment import write_reports
 from pfpyro.report import (
     RESULT_COLUMNS,
+    averaging_twins,
+    calibration_markdown,
+    calibration_table,
     display_name,
     ece_from_bins,
     entropy_by_pair,
@@ -32,6 +39,7 @@ from pfpyro.report import (
     table1_markdown,
     table2,
     table2_markdown,
+    write_calibration,
     write_figures,
     write_tables,
 )
@@ -188,6 +196,79 @@ def test_write_tables_skips_missing_task(results, tmp_path):
     assert [p.name for p in written] == ["table1.md", "table1.csv", "per_pair_pos.md"]
 
 
+def _with_valid_bio(results: pd.DataFrame) -> pd.DataFrame:
+    """The fixture plus pf-lr's span F1 of the valid-BIO decoding (seed means 0.70, 0.80)."""
+    rows = _rows("pf-lr", 0, "ner", "span_f1_valid", {"am": 0.60, "de": 0.80})
+    rows += _rows("pf-lr", 1, "ner", "span_f1_valid", {"am": 0.70, "de": 0.90})
+    return pd.concat([results, pd.DataFrame(rows, columns=list(RESULT_COLUMNS))])
+
+
+def test_table1_valid_bio_column_only_when_results_have_it(results, tmp_path):
+    assert "NER F1 (valid BIO)" not in table1(results).columns.get_level_values(0)
+    table = table1(_with_valid_bio(results))
+    labels = list(dict.fromkeys(table.columns.get_level_values(0)))
+    assert labels == ["POS acc", "NER F1", "NER F1 (valid BIO)", "NER token F1"]
+    assert table.loc["pf-lr", ("NER F1 (valid BIO)", "mean")] == pytest.approx(0.75)
+    assert table.loc["pf-lr", ("NER F1 (valid BIO)", "std")] == pytest.approx(0.05)
+    assert math.isnan(table.loc["jm", ("NER F1 (valid BIO)", "mean")])
+    header = table1_markdown(table).splitlines()[0]
+    assert [c.strip() for c in header.split("|")[1:-1]][2:4] == ["NER F1", "NER F1 (valid BIO)"]
+    write_tables(_with_valid_bio(results), tmp_path)
+    assert "valid-BIO" in (tmp_path / "per_pair_ner.md").read_text(encoding="utf-8")
+    both = table2({"old": results, "new": _with_valid_bio(results)})
+    assert both.loc["NER F1 (valid BIO)", ("new", "mean")] == pytest.approx(0.75)
+    assert math.isnan(both.loc["NER F1 (valid BIO)", ("old", "mean")])
+
+
+@pytest.fixture
+def calibration_results() -> pd.DataFrame:
+    """ECE and NLL of pf-lr (plug-in) and pf-lr-bma over two seeds; jm has no BMA twin."""
+    rows = []
+    for model, ece, nll in (("pf-lr", 0.20, 1.5), ("pf-lr-bma", 0.10, 1.2), ("jm", 0.3, 2.0)):
+        for seed, shift in ((0, -0.02), (1, 0.02)):
+            for task in ("pos", "ner"):
+                low = 0.5 if task == "ner" else 1.0  # NER pairs better calibrated by half
+                pairs = {"de": low * ece + shift - 0.01, "gn": low * ece + shift + 0.01}
+                rows += _rows(model, seed, task, "ece", pairs)
+                rows += _rows(model, seed, task, "nll", {k: v * nll for k, v in pairs.items()})
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def test_calibration_table_compares_averaging_with_plugin(calibration_results, tmp_path):
+    assert averaging_twins(["jm", "pf-lr-bma", "pf-d", "pf-lr", "pf-d-bma"]) == [
+        "pf-d",
+        "pf-d-bma",
+        "pf-lr",
+        "pf-lr-bma",
+    ]
+    table = calibration_table(calibration_results)
+    assert list(table.index) == ["pf-lr", "pf-lr-bma"]  # jm: no model-averaging twin
+    labels = list(dict.fromkeys(table.columns.get_level_values(0)))
+    assert labels == ["POS ECE", "POS NLL", "NER ECE", "NER NLL"]
+    # pf-lr-bma POS ECE: seed means 0.08 and 0.12 -> 0.10 ± 0.02; NER: 0.03, 0.07 -> 0.05.
+    assert table.loc["pf-lr-bma", ("POS ECE", "mean")] == pytest.approx(0.10)
+    assert table.loc["pf-lr-bma", ("POS ECE", "std")] == pytest.approx(0.02)
+    assert table.loc["pf-lr-bma", ("NER ECE", "mean")] == pytest.approx(0.05)
+    assert table.loc["pf-lr", ("POS NLL", "mean")] == pytest.approx(0.30)
+    assert table.loc["pf-lr", ("NER NLL", "std")] == pytest.approx(0.03)
+    text = calibration_markdown(table)
+    row = next(line for line in text.splitlines() if line.startswith("| PF-lr-bma "))
+    assert [c.strip() for c in row.split("|")[1:-1]] == [
+        "PF-lr-bma",
+        "10.00 ± 2.00",  # ECE in %
+        "0.120 ± 0.024",  # NLL in nats, not scaled
+        "5.00 ± 2.00",
+        "0.060 ± 0.024",
+    ]
+    written = write_calibration(calibration_results, tmp_path)
+    assert [p.name for p in written] == ["calibration.md", "calibration.csv"]
+    csv = pd.read_csv(tmp_path / "calibration.csv", index_col=0)
+    assert csv.loc["pf-lr", "NER ECE mean"] == pytest.approx(0.10)
+    only_jm = calibration_results[calibration_results["model"] == "jm"]
+    assert write_calibration(only_jm, tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()
+
+
 def test_results_from_csv_path(results, tmp_path):
     path = tmp_path / "results.csv"
     results.to_csv(path, index=False)
@@ -277,8 +358,15 @@ def test_entropy_correlation_equals_scipy(entropy_world, tmp_path):
     figure = figure_entropy(ent, res, tmp_path / "fig3.png")
     path, same = figure
     assert path == figure.path == tmp_path / "fig3.png"
-    assert same == corr
+    assert same == corr == figure.correlations["pooled"]
     _assert_png(path)
+    # Per task: POS over its three scored pairs; NER has one, too few for a correlation.
+    assert list(figure.correlations) == ["pooled", "pos", "ner"]
+    pos = figure.correlations["pos"]
+    assert pos.n == 3
+    assert pos.pearson == pytest.approx(stats.pearsonr(x[:3], y[:3]).statistic)
+    assert pos.spearman_p == pytest.approx(stats.spearmanr(x[:3], y[:3]).pvalue)
+    assert figure.correlations["ner"].n == 1 and math.isnan(figure.correlations["ner"].pearson)
 
 
 def test_entropy_with_too_few_pairs_is_nan(entropy_world, tmp_path):
@@ -378,6 +466,8 @@ def test_write_figures_writes_what_it_can(results, entropy_world, reliability, t
     for path in made.paths:
         _assert_png(path)
     assert made.entropy_correlation is not None and made.entropy_correlation.n == 4
+    assert made.entropy_correlations is not None
+    assert made.entropy_correlations["pos"].n == 3
     only = write_figures(tmp_path / "only", reliability=reliability)
     assert [p.name for p in only.paths] == ["reliability.png"]
     assert only.entropy_correlation is None
@@ -400,3 +490,39 @@ def test_figures_never_use_pyplot_or_switch_backend():
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
     }
     assert not calls & {"use", "switch_backend", "show"}
+
+
+def test_correlate_by_group_pools_and_splits():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    groups = np.array(["ner"] * 5 + ["pos"] * 5 + ["xx"] * 2)
+    out = correlate_by_group(x, y, groups, names=["pos", "ner", "xx", "absent"])
+    assert list(out) == [POOLED, "pos", "ner", "xx", "absent"]
+    assert out[POOLED].pearson == pytest.approx(stats.pearsonr(x, y).statistic)
+    assert out["pos"].spearman == pytest.approx(stats.spearmanr(x[5:10], y[5:10]).statistic)
+    assert out["ner"].pearson_p == pytest.approx(stats.pearsonr(x[:5], y[:5]).pvalue)
+    assert out["xx"].n == 2 and math.isnan(out["xx"].pearson)  # too few: NaN, not an error
+    assert out["absent"].n == 0
+    assert list(correlate_by_group(x, y, groups)) == [POOLED, "ner", "pos", "xx"]
+    with pytest.raises(ValueError, match="must match"):
+        correlate_by_group(x, y, groups[:3])
+
+
+def test_write_reports_per_task_correlations_and_calibration(
+    results, calibration_results, entropy_world, tmp_path
+):
+    """write_reports on hand-made unit files: JSON per task and pooled, calibration files."""
+    ent, res, _ = entropy_world
+    units = tmp_path / "units"
+    (units / "entropy").mkdir(parents=True)
+    frame = pd.concat([results, calibration_results, res], ignore_index=True)
+    frame.to_csv(units / "p0_seed0_all.csv", index=False)
+    ent.to_csv(units / "entropy" / "p0_seed0_all.csv", index=False)
+    written = write_reports(tmp_path, ExperimentConfig(models=["pf-lr", "jm"]))
+    names = [p.name for p in written]
+    assert {"calibration.md", "calibration.csv", "entropy_correlation.json"} <= set(names)
+    saved = json.loads((tmp_path / "entropy_correlation.json").read_text(encoding="utf-8"))
+    assert list(saved) == ["pooled", "pos", "ner"]
+    assert set(saved["pos"]) == {"pearson", "pearson_p", "spearman", "spearman_p", "n"}
+    assert saved["pooled"]["n"] == 4 and saved["pos"]["n"] == 3 and saved["ner"]["n"] == 1
+    assert "PF-lr-bma" in (tmp_path / "calibration.md").read_text(encoding="utf-8")

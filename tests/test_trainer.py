@@ -54,14 +54,22 @@ class StepSpy:
         self.calls: list[dict] = []
         self.loss = loss
 
-    def __call__(self, task, lang, features, mask, labels, pair_size=None, kl_weight=1.0):
+    def __call__(
+        self, task, lang, features, mask, labels, pair_size=None, kl_weight=1.0, pair_weight=1.0
+    ):
         self.calls.append(
-            dict(pair=(task, lang), batch=features.shape[0], pair_size=pair_size, kl=kl_weight)
+            dict(
+                pair=(task, lang),
+                batch=features.shape[0],
+                pair_size=pair_size,
+                kl=kl_weight,
+                weight=pair_weight,
+            )
         )
         return self.loss
 
 
-def test_each_step_gets_a_seen_pair_its_size_and_kl_weight_one_over_k(world, monkeypatch):
+def test_each_step_gets_a_seen_pair_its_size_and_kl_weight_beta_over_p(world, monkeypatch):
     train_data, dev = split(world)
     sizes = {p: len(t) for p, t in train_data.items()}
     sizes["task0", "lang0"] = 7  # uneven pairs: |K| must count each pair's own batches
@@ -72,14 +80,16 @@ def test_each_step_gets_a_seen_pair_its_size_and_kl_weight_one_over_k(world, mon
     )  # fmt: skip
     spy = StepSpy()
     monkeypatch.setattr(SVI, "step", spy)
-    train(train_data, dev, small_config(max_steps=30), num_classes=world.num_classes)
+    train(train_data, dev, small_config(max_steps=30, kl_beta=2.0), num_classes=world.num_classes)
     k = sum(math.ceil(n / 4) for n in sizes.values())
     assert num_minibatches(sizes, 4) == k == 2 + 4 * 5
     assert len(spy.calls) == 30
     for call in spy.calls:
         assert call["pair"] in train_data
         assert call["pair_size"] == sizes[call["pair"]]
-        assert call["kl"] == pytest.approx(1 / k)
+        # uniform pair draws: the likelihood needs no correction, the KL weighs β / P
+        assert call["kl"] == pytest.approx(2.0 / len(sizes))
+        assert call["weight"] == pytest.approx(1.0)
         assert call["batch"] == min(4, sizes[call["pair"]])
     assert len({c["pair"] for c in spy.calls}) > 1
 

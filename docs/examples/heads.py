@@ -26,7 +26,6 @@ References: Ponti et al. (2021), TACL 9, §2 step (3); Müller, Kornblith and Hi
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping, Sequence
 
 import pyro
@@ -38,6 +37,7 @@ from torch import Tensor
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.synthetic import make_world
 from pfpyro.infer import PFPredictor
+from pfpyro.infer.trainer import step_weights
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import LowRankGuide
 from pfpyro.model.heads import SoftmaxHead
@@ -95,14 +95,15 @@ def fit_with_svi(
 ) -> list[float]:
     """Plain SVI on the seen pairs ``train``: one pair and a mini-batch of it per step.
 
-    The likelihood is scaled to the pair's size and the KL terms of t and l weighted by 1/|K|
-    (|K| mini-batches per epoch), as in ``pfpyro.infer.train``. Returns the loss (−ELBO) of
+    The step weights are the trainer's (``step_weights``: the likelihood scaled to the pair,
+    the KL of t and l weighted 1/P over P seen pairs), so each step estimates ELBO / P, as in
+    ``pfpyro.infer.train``. Returns the loss (−ELBO) of
     every step. Run it inside ``pyro.get_param_store().scope()`` to keep models apart.
     """
     pyro.set_rng_seed(seed)
     pairs = sorted(train)
     sizes = {pair: len(train[pair]) for pair in pairs}
-    num_batches = sum(math.ceil(n / batch_size) for n in sizes.values())  # |K|
+    pair_weights, kl_weight = step_weights(sizes, "uniform")
     elbo = Trace_ELBO(
         num_particles=num_particles,
         vectorize_particles=True,
@@ -123,7 +124,8 @@ def fit_with_svi(
             batch.mask,
             batch.labels,
             pair_size=size,
-            kl_weight=1.0 / num_batches,
+            kl_weight=kl_weight,
+            pair_weight=pair_weights[task, lang],
         )
         losses.append(loss)
     return losses

@@ -25,6 +25,9 @@ from pfpyro.errors import ConfigError
 
 CapUnit = Literal["sentences", "words"]
 
+CAPPED_TASKS: tuple[str, ...] = ("ner",)
+"""Tasks whose source data is cut to the seen languages' total (paper, footnote 12: NER)."""
+
 
 def english_by_task(
     english: Mapping[str, PairTensors] | Mapping[Pair, PairTensors] | None,
@@ -95,7 +98,7 @@ class LargestSource:
         *,
         english_train: Mapping[str, PairTensors] | Mapping[Pair, PairTensors] | None,
         english_dev: Mapping[str, PairTensors] | Mapping[Pair, PairTensors] | None = None,
-        capped_tasks: Sequence[str] = ("ner",),
+        capped_tasks: Sequence[str] = CAPPED_TASKS,
         cap_unit: CapUnit = "sentences",
         config: LinearConfig | None = None,
         seed: int = 0,

@@ -156,7 +156,12 @@ def random_partition(pairs: Iterable[Pair], seed: int, heldout_fraction: float =
     pool = sorted(_unique(pairs))
     order = list(pool)
     random.Random(seed).shuffle(order)
-    target = int(heldout_fraction * len(pool))
+    return _carve(pool, order, int(heldout_fraction * len(pool)))
+
+
+def _carve(pool: Sequence[Pair], order: Sequence[Pair], target: int) -> Partition:
+    """Walking ``order``, hold out pairs of ``pool`` until ``target`` are held out, each only
+    when the constraint still holds for it and for those already held out."""
     seen = set(pool)
     heldout: list[Pair] = []
     for pair in order:
@@ -168,6 +173,57 @@ def random_partition(pairs: Iterable[Pair], seed: int, heldout_fraction: float =
         else:
             heldout.append(pair)
     return Partition(seen=tuple(seen), heldout=tuple(heldout)).validate()
+
+
+def validation_split(
+    seen: Iterable[Pair],
+    count: int,
+    seed: int = 0,
+    *,
+    extra: Iterable[Pair] = (),
+    eligible: Iterable[Pair] | None = None,
+    source: str = "the partition",
+) -> Partition:
+    """Validation pairs for zero-shot model selection, carved out of the training pairs.
+
+    The pool is the partition's ``seen`` pairs plus ``extra`` pairs (of languages outside the
+    partition, e.g. the LS source, used for selection only). ``count`` pairs are held out of it,
+    seeded, under the same constraint as a held-out pair: each keeps its task and its language
+    trained on in another pair; with ``eligible``, only those pairs (e.g. the ones with dev
+    data) may become validation pairs. Tasks take turns (a shuffled order, then round robin
+    over tasks), so that every task is validated when the pool allows it. Returns the split as
+    a Partition (``seen``: what selection trains on, ``heldout``: the validation pairs).
+    A ConfigError says when the pool allows fewer validation pairs than asked: the paper's
+    partitions see one task per language, so their validation pairs must come from ``extra``
+    languages with data for two tasks.
+    """
+    if count < 1:
+        raise ConfigError(f"the number of validation pairs must be at least 1, not {count!r}")
+    pool = sorted(set(_unique(seen)) | set(_unique(extra)))
+    order = list(pool)
+    random.Random(seed).shuffle(order)
+    if eligible is not None:
+        allowed = set(_unique(eligible))
+        order = [pair for pair in order if pair in allowed]
+    queues = {task: [p for p in order if p[0] == task] for task in sorted({t for t, _ in order})}
+    seen_now, held = set(pool), []
+    while len(held) < count and any(queues.values()):
+        for queue in queues.values():  # tasks take turns; each takes its next valid pair
+            while queue and len(held) < count:
+                pair = queue.pop(0)
+                if not constraint_violations([*held, pair], seen_now - {pair}):
+                    seen_now.remove(pair)
+                    held.append(pair)
+                    break
+    split = Partition(seen=tuple(seen_now), heldout=tuple(held)).validate()
+    if len(split.heldout) < count:
+        raise ConfigError(
+            f"{source} allows only {len(split.heldout)} validation pair(s), {count} asked: a "
+            "validation pair needs dev data and its language trained on in another task; add "
+            "languages with data for two tasks as selection-only extras "
+            "(selection.extra_languages)"
+        )
+    return split
 
 
 def explicit_partition(pairs: Iterable[Pair], heldout: Iterable[Pair]) -> Partition:

@@ -1,6 +1,13 @@
 """Metrics of a pair's predictions: task scores, uncertainty and calibration, correlations."""
 
-from pfpyro.evaluate.correlation import Correlation, correlate, entropy_score_correlation
+from pfpyro.evaluate.correlation import (
+    POOLED,
+    Correlation,
+    correlate,
+    correlate_by_group,
+    entropy_score_correlation,
+)
+from pfpyro.evaluate.decoding import bio_transitions, is_valid_bio, viterbi_decode
 from pfpyro.evaluate.metrics import (
     PRF,
     argmax_labels,
@@ -25,15 +32,19 @@ from pfpyro.evaluate.uncertainty import (
 
 __all__ = [
     "HEADLINE",
+    "POOLED",
     "PRF",
     "Correlation",
     "ReliabilityDiagram",
     "argmax_labels",
+    "bio_transitions",
     "brier_score",
     "correlate",
+    "correlate_by_group",
     "entropy_score_correlation",
     "expected_calibration_error",
     "ids_to_tags",
+    "is_valid_bio",
     "mean_entropy",
     "negative_log_likelihood",
     "reliability_diagram",
@@ -45,4 +56,5 @@ __all__ = [
     "token_entropy",
     "token_f1",
     "token_prf",
+    "viterbi_decode",
 ]

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from pfpyro.data.labels import label_set
+from pfpyro.evaluate.decoding import viterbi_decode
 from pfpyro.evaluate.metrics import ids_to_tags, span_prf, token_accuracy, token_prf
 from pfpyro.evaluate.uncertainty import (
     brier_score,
@@ -34,6 +35,9 @@ NER_KEYS: tuple[str, ...] = (
     "span_precision",
     "span_recall",
     "span_f1",
+    "span_precision_valid",
+    "span_recall_valid",
+    "span_f1_valid",
     "token_precision",
     "token_recall",
     "token_f1",
@@ -63,8 +67,10 @@ def score_pair(
     - ``n_words``, ``n_sentences``: what was scored (as floats, so the dict is uniform).
 
     and for NER also ``span_precision``, ``span_recall``, ``span_f1`` (entity level, seqeval),
-    ``token_precision``, ``token_recall``, ``token_f1`` (micro over non-O tags) and
-    ``n_entities`` (gold entities).
+    the same three of the constrained decoding (:func:`~pfpyro.evaluate.decoding.viterbi_decode`,
+    the most probable valid IOB2 sequence) as ``span_precision_valid``, ``span_recall_valid``,
+    ``span_f1_valid``, then ``token_precision``, ``token_recall``, ``token_f1`` (micro over
+    non-O tags, of the argmax) and ``n_entities`` (gold entities).
     """
     labels = label_set(task)
     probs = torch.as_tensor(probs)
@@ -84,12 +90,17 @@ def score_pair(
         "n_sentences": float(mask.any(-1).sum()),
     }
     if task == "ner":
-        span = span_prf(ids_to_tags(gold, mask, labels), ids_to_tags(pred, mask, labels))
+        gold_tags = ids_to_tags(gold, mask, labels)
+        span = span_prf(gold_tags, ids_to_tags(pred, mask, labels))
+        valid = span_prf(gold_tags, ids_to_tags(viterbi_decode(probs, mask, labels), mask, labels))
         token = token_prf(gold, pred, mask, outside=labels.index("O"))
         out.update(
             span_precision=span.precision,
             span_recall=span.recall,
             span_f1=span.f1,
+            span_precision_valid=valid.precision,
+            span_recall_valid=valid.recall,
+            span_f1_valid=valid.f1,
             token_precision=token.precision,
             token_recall=token.recall,
             token_f1=token.f1,

@@ -162,6 +162,8 @@ def model_description(
     rank: int | None,
     feature_mean: Sequence[float] | None = None,
     feature_scale: Sequence[float] | None = None,
+    hypernet: str = "shared",
+    offset_scale: float = 1.0,
 ) -> dict[str, Any]:
     """What ``model.json`` holds: enough to rebuild the model and guide (softmax head)."""
     return {
@@ -174,6 +176,8 @@ def model_description(
         "latent_dim": int(latent_dim),
         "hidden_dims": [int(h) for h in hidden_dims],
         "init_variance": float(init_variance),
+        "hypernet": hypernet,
+        "offset_scale": float(offset_scale),
         "head": "SoftmaxHead",
         "max_classes": max(int(n) for n in num_classes.values()),
         "guide": guide,
@@ -282,6 +286,8 @@ def build_model(
         ),
         feature_mean=_optional_tensor(description.get("feature_mean")),
         feature_scale=_optional_tensor(description.get("feature_scale")),
+        hypernet=description.get("hypernet", "shared"),
+        offset_scale=float(description.get("offset_scale", 1.0)),
     )
     kwargs = {}
     if description["guide"] == "lr" and description.get("rank") is not None:

@@ -3,16 +3,22 @@
 Each step samples one **seen** task–language pair (uniformly, or in proportion to its size),
 then a mini-batch of that pair's sentences, and takes one ``svi.step``:
 
-- the likelihood is scaled to the pair's full training data (``pair_size``);
-- the KL terms of t and l are weighted by 1/|K|, |K| = Σ_ij ceil(N_ij / B) being the number of
-  mini-batches in one epoch over all seen pairs (§4.2; the authors' code used 1/total steps);
+- the step objective is an unbiased estimate of ELBO / P, P the number of seen pairs, where
+  ELBO = Σ_ij log p(y_ij | ·) − β (KL(t) + KL(l)) over all seen training data: the likelihood
+  is scaled by N_ij / B (the sentences plate) and by 1 / (P π_ij) for a pair drawn with
+  probability π_ij, and the KL terms are weighted β / P (:func:`step_weights`). This is the
+  paper's estimator up to the constant: its 1/|K| KL weight goes with the *plain* mini-batch
+  likelihood; scaling the likelihood to the pair *and* weighting the KL 1/|K| (pfpyro 0.1)
+  made the KL |K|/P times too weak. β = ``kl_beta`` (default 1) is deliberate tempering;
 - ``num_particles`` Monte Carlo draws (3 in the paper) are vectorised.
 
-Every ``eval_every`` steps the plug-in predictor is scored on the dev data of the seen pairs
-**only** (mean token accuracy over pairs). The best parameters are kept and restored at the end;
-``patience`` evaluations without improvement stop the run. Held-out pairs never take part in
-model selection: a dev mapping holding a pair that is not in the training mapping is refused,
-since that is how the authors' code leaked the zero-shot targets (DESIGN.md §8).
+Every ``eval_every`` steps the plug-in predictor is scored on ``dev`` (a ``scorer`` per pair,
+token accuracy by default) and the best parameters are kept and restored at the end;
+``patience`` evaluations without improvement stop the run. ``dev`` is either the seen pairs'
+own dev data (``dev_role="seen"``) or *validation pairs* held out of training and scored
+zero-shot (``dev_role="zero-shot"``: their task and language must each be trained on in another
+pair, as for a held-out pair). A partition's held-out pairs never take part: the experiment
+runner never loads their data before the final test (DESIGN.md §8).
 
 Optimiser: Pyro's ``ClippedAdam``. Despite its parameter's name, it clips by value: each
 gradient element is clamped to [-clip_norm, clip_norm] before the Adam update (no global norm).
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from tqdm.auto import tqdm
 
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.data.labels import label_set
+from pfpyro.data.partition import constraint_violations
 from pfpyro.device import resolve_device
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.infer.checkpoint import (
@@ -58,6 +65,7 @@ from pfpyro.infer.logging import RunLogger
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import GUIDES, DiagonalGuide, FactorizationGuide, LowRankGuide
+from pfpyro.model.hypernet import HYPERNETWORKS
 from pfpyro.model.kl import kl_lowrank_to_standard
 
 Pair = tuple[str, str]
@@ -96,6 +104,10 @@ class TrainConfig:
     lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
     num_particles: int = 3  # vectorised Monte Carlo draws per step
     elbo: str = "trace"  # "trace" (Trace_ELBO) | "meanfield" (closed-form KL of t and l)
+    kl_beta: float = 1.0  # β: weight of KL(t) + KL(l) against the likelihood (1: the ELBO)
+    hypernet: str = "shared"  # "shared" (the paper's) | "blocked" | "residual" (hypernet.py)
+    offset_scale: float = 1.0  # "residual": the language-dependent offset's scale
+    weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
     max_steps: int = 10_000
     eval_every: int = 500
     patience: int = 10  # evaluations without improvement before stopping
@@ -126,7 +138,12 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.patience < 1:
             problems.append(f"patience must be at least 1, got {self.patience}")
-        for name in ("init_variance", "lr", "clip_norm", "lr_decay"):
+        if self.hypernet not in HYPERNETWORKS:
+            problems.append(f"hypernet {self.hypernet!r} (known: {', '.join(HYPERNETWORKS)})")
+        for name in ("kl_beta", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                problems.append(f"{name} must be non-negative, got {getattr(self, name)}")
+        for name in ("init_variance", "lr", "clip_norm", "lr_decay", "offset_scale"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if any(h < 1 for h in self.hidden_dims):
@@ -184,6 +201,24 @@ def num_minibatches(sizes: Mapping[Pair, int], batch_size: int) -> int:
     return sum(math.ceil(n / batch_size) for n in sizes.values())
 
 
+def pair_probabilities(sizes: Mapping[Pair, int], sampling: str) -> dict[Pair, float]:
+    """π_ij, the probability that a step draws pair (i, j): uniform or by size."""
+    if sampling == "size":
+        total = sum(sizes.values())
+        return {pair: n / total for pair, n in sizes.items()}
+    return {pair: 1.0 / len(sizes) for pair in sizes}
+
+
+def step_weights(
+    sizes: Mapping[Pair, int], sampling: str, beta: float = 1.0
+) -> tuple[dict[Pair, float], float]:
+    """(pair_weight per pair, kl_weight) that make a step's objective an unbiased estimate of
+    ELBO_β / P over all seen data: E_π[(1 / (P π_ij)) · L_ij] = (1/P) Σ_ij L_ij."""
+    count = len(sizes)
+    probs = pair_probabilities(sizes, sampling)
+    return {pair: 1.0 / (count * p) for pair, p in probs.items()}, beta / count
+
+
 def token_accuracy(probs: Tensor, labels: Tensor, mask: Tensor) -> float:
     """Share of real words whose most probable label is the gold one."""
     mask = mask.to(probs.device, torch.bool)
@@ -191,18 +226,28 @@ def token_accuracy(probs: Tensor, labels: Tensor, mask: Tensor) -> float:
     return float(correct.sum()) / max(int(mask.sum()), 1)
 
 
+def accuracy_scorer(task: str, probs: Tensor, labels: Tensor, mask: Tensor) -> float:
+    """The default dev scorer: token accuracy, whatever the task."""
+    return token_accuracy(probs, labels, mask)
+
+
+Scorer = Callable[[str, Tensor, Tensor, Tensor], float]
+"""``scorer(task, probs [N, T, c], labels [N, T], mask [N, T]) -> score``, higher is better."""
+
+
 def evaluate_plugin(
     factorization: ParameterFactorization,
     guide: FactorizationGuide,
     data: Mapping[Pair, PairTensors],
     batch_size: int = 256,
+    scorer: Scorer = accuracy_scorer,
 ) -> dict[Pair, float]:
-    """Plug-in token accuracy of each pair in ``data``."""
+    """The plug-in predictor's ``scorer`` on each pair in ``data``."""
     predictor = PFPredictor(factorization, guide, mode="plugin", batch_size=batch_size)
     scores = {}
     for (task, lang), tensors in data.items():
         probs = predictor.predict_proba(task, lang, tensors.features, tensors.mask)
-        scores[task, lang] = token_accuracy(probs, tensors.labels, tensors.mask)
+        scores[task, lang] = scorer(task, probs.cpu(), tensors.labels, tensors.mask)
     return scores
 
 
@@ -212,20 +257,35 @@ def _check_data(
     tasks: Sequence[str] | None,
     langs: Sequence[str] | None,
     num_classes: Mapping[str, int] | None,
+    dev_role: str = "seen",
 ) -> tuple[list[str], list[str], dict[str, int], int]:
     """Validate the data against each other; return tasks, langs, classes and feature width."""
     if not train:
         raise ConfigError("no training pairs given")
-    leaked = sorted(pair_name(p) for p in dev if p not in train)
-    if leaked:
-        raise ConfigError(
-            f"dev data for pairs not seen in training: {', '.join(leaked)}; model selection "
-            "may use seen pairs only (a held-out pair's dev set would leak its zero-shot target)"
-        )
+    if dev_role == "seen":
+        leaked = sorted(pair_name(p) for p in dev if p not in train)
+        if leaked:
+            raise ConfigError(
+                f"dev data for pairs not seen in training: {', '.join(leaked)}; seen-dev "
+                "selection uses seen pairs only (zero-shot selection takes validation pairs: "
+                "dev_role='zero-shot')"
+            )
+    elif dev_role == "zero-shot":
+        trained = sorted(pair_name(p) for p in dev if p in train)
+        if trained:
+            raise ConfigError(
+                f"validation pairs {', '.join(trained)} are also trained on; zero-shot "
+                "selection scores pairs held out of training"
+            )
+        problems = constraint_violations(dev, train)
+        if problems:
+            raise ConfigError("validation pairs: " + "; ".join(problems))
+    else:
+        raise ConfigError(f"dev_role must be 'seen' or 'zero-shot', not {dev_role!r}")
     seen_tasks = {task for task, _ in train}
     seen_langs = {lang for _, lang in train}
-    task_list = sorted(set(tasks) if tasks is not None else seen_tasks)
-    lang_list = sorted(set(langs) if langs is not None else seen_langs)
+    task_list = sorted(set(tasks) if tasks is not None else seen_tasks | {t for t, _ in dev})
+    lang_list = sorted(set(langs) if langs is not None else seen_langs | {x for _, x in dev})
     if not seen_tasks <= set(task_list):
         raise ConfigError(
             f"tasks {sorted(seen_tasks - set(task_list))} are trained on but not listed"
@@ -270,12 +330,16 @@ def train(
     num_classes: Mapping[str, int] | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    dev_role: str = "seen",
+    scorer: Scorer = accuracy_scorer,
 ) -> TrainResult:
     """Fit q(t), q(l) and the hypernetwork by SVI on the seen pairs ``train``.
 
-    ``dev`` (pairs of ``train`` only) drives model selection and early stopping. ``tasks`` and
-    ``langs`` default to those of the training pairs and may add more (a held-out pair needs
-    its task and language in the model). With ``out_dir`` a checkpoint, ``model.json`` and the
+    ``dev`` drives model selection and early stopping, scored by ``scorer``: the seen pairs'
+    own dev data (``dev_role="seen"``) or validation pairs held out of ``train`` and scored
+    zero-shot (``dev_role="zero-shot"``). ``tasks`` and ``langs`` default to those of the
+    training and dev pairs and may add more (a held-out pair needs its task and language in
+    the model). With ``out_dir`` a checkpoint, ``model.json`` and the
     log are written there; ``resume=True`` continues from its checkpoint (and starts afresh when
     there is none), ending exactly where an uninterrupted run with the same seed would.
 
@@ -283,7 +347,9 @@ def train(
     and trains in a fresh parameter store, leaving the caller's store as it was.
     """
     config.validate()
-    task_list, lang_list, classes, feature_dim = _check_data(train, dev, tasks, langs, num_classes)
+    task_list, lang_list, classes, feature_dim = _check_data(
+        train, dev, tasks, langs, num_classes, dev_role
+    )
     run_dir = Path(out_dir) if out_dir is not None else None
     saved = None
     if run_dir is not None and (run_dir / CHECKPOINT_NAME).exists():
@@ -311,10 +377,12 @@ def train(
         rank=config.rank,
         feature_mean=moments[0],
         feature_scale=moments[1],
+        hypernet=config.hypernet,
+        offset_scale=config.offset_scale,
     )
     # A fresh parameter store: the modules register (and so train) their own tensors.
     with pyro.get_param_store().scope():
-        run = _Run(train, dev, config, description, run_dir)
+        run = _Run(train, dev, config, description, run_dir, scorer)
         if saved is not None:
             run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
         if run_dir is not None:
@@ -325,6 +393,18 @@ def train(
     return TrainResult(
         run.factorization, run.guide, run.history, run.state["best_step"], run.state["best_score"]
     )
+
+
+def optimiser_settings(config: TrainConfig) -> Callable[[str], dict[str, float]]:
+    """ClippedAdam's settings per parameter: ``weight_decay`` on the hypernetwork's ψ, φ only
+    (the guide's q(t), q(l) have their prior in the ELBO already)."""
+    common = {"lr": config.lr, "clip_norm": config.clip_norm, "lrd": config.lr_decay}
+
+    def settings(param_name: str) -> dict[str, float]:
+        decay = config.weight_decay if param_name.startswith("hypernet.") else 0.0
+        return {**common, "weight_decay": decay}
+
+    return settings
 
 
 def _fmt(value: float | None) -> str:
@@ -341,13 +421,17 @@ class _Run:
         config: TrainConfig,
         description: Mapping[str, Any],
         run_dir: Path | None,
+        scorer: Scorer = accuracy_scorer,
     ) -> None:
         self.train, self.dev, self.config, self.run_dir = train, dev, config, run_dir
+        self.scorer = scorer
         self.device = resolve_device(config.device)
         self.pairs = sorted(train)
         self.sizes = {pair: len(train[pair]) for pair in self.pairs}
         self.weights = torch.tensor([float(n) for n in self.sizes.values()], dtype=torch.float64)
-        self.kl_weight = 1.0 / num_minibatches(self.sizes, config.batch_size)
+        self.pair_weights, self.kl_weight = step_weights(
+            self.sizes, config.pair_sampling, config.kl_beta
+        )
         self.state: dict[str, Any] = {
             "best_step": None,
             "best_score": None,
@@ -365,9 +449,7 @@ class _Run:
         self.factorization.to(self.device)
         self.guide.to(self.device)
         self.params = register_params(self.factorization, self.guide)
-        self.optim = ClippedAdam(
-            {"lr": config.lr, "clip_norm": config.clip_norm, "lrd": config.lr_decay}
-        )
+        self.optim = ClippedAdam(optimiser_settings(config))
         elbo = ELBOS[config.elbo](
             num_particles=config.num_particles,
             vectorize_particles=True,
@@ -483,6 +565,7 @@ class _Run:
                 batch.labels,
                 pair_size=size,
                 kl_weight=self.kl_weight,
+                pair_weight=self.pair_weights[pair],
             )
         except ValueError as err:
             # With validation on, a NaN reaching a distribution's parameters fails its
@@ -513,7 +596,7 @@ class _Run:
     def evaluate(self) -> dict[str, Any]:
         """Score the seen pairs' dev data, keep the best parameters, count patience."""
         state = self.state
-        scores = evaluate_plugin(self.factorization, self.guide, self.dev)
+        scores = evaluate_plugin(self.factorization, self.guide, self.dev, scorer=self.scorer)
         score = sum(scores.values()) / len(scores)
         if state["best_score"] is None or score > state["best_score"]:
             state.update(best_step=self.step, best_score=score, evals_since_best=0)
@@ -542,5 +625,7 @@ __all__ = [
     "closed_form_kl",
     "evaluate_plugin",
     "num_minibatches",
+    "pair_probabilities",
+    "step_weights",
     "train",
 ]

@@ -28,7 +28,7 @@ from torch import Tensor
 from pfpyro.data.labels import label_set
 from pfpyro.errors import ConfigError
 from pfpyro.model.heads import Head, SoftmaxHead
-from pfpyro.model.hypernet import HyperNetwork
+from pfpyro.model.hypernet import HYPERNETWORKS, HyperNetwork, TaskBlockedHyperNetwork
 
 MAX_PLATE_NESTING = 2
 
@@ -58,6 +58,8 @@ class ParameterFactorization(PyroModule):
         head: Head | None = None,
         feature_mean: Tensor | None = None,
         feature_scale: Tensor | None = None,
+        hypernet: str = "shared",
+        offset_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.tasks = tuple(sorted(tasks))
@@ -68,7 +70,23 @@ class ParameterFactorization(PyroModule):
         self.feature_dim = feature_dim
         self.latent_dim = latent_dim
         self.head = head or SoftmaxHead(feature_dim, max(self.num_classes.values()))
-        self.hypernet = HyperNetwork(latent_dim, self.head.num_params, hidden_dims, init_variance)
+        if hypernet not in HYPERNETWORKS:
+            raise ConfigError(f"unknown hypernetwork {hypernet!r}; known: {HYPERNETWORKS}")
+        self.hypernet_kind = hypernet
+        if hypernet == "shared":  # the paper's: one padded output shared by every task
+            self.hypernet = HyperNetwork(
+                latent_dim, self.head.num_params, hidden_dims, init_variance
+            )
+        else:  # each task its own output block (and, "residual", its own base classifier)
+            out_dims = [self.head.params_for(self.num_classes[task]) for task in self.tasks]
+            self.hypernet = TaskBlockedHyperNetwork(
+                latent_dim,
+                out_dims,
+                hidden_dims,
+                init_variance,
+                base=hypernet == "residual",
+                offset_scale=offset_scale,
+            )
         self.anchor = torch.nn.Buffer(torch.zeros(()))  # tells the model's device and dtype
         # x_ijk is the encoder state standardised by the seen training words' moments (fixed
         # before training, not learned): encoder states share a large offset that would
@@ -96,13 +114,14 @@ class ParameterFactorization(PyroModule):
         return (features - self.feature_mean) / self.feature_scale
 
     # -- the generative story ----------------------------------------------------------------
-    def sample_theta(self, t_i: Tensor, l_j: Tensor) -> Tensor:
+    def sample_theta(self, t_i: Tensor, l_j: Tensor, task: int | None = None) -> Tensor:
         """θ_ij ~ N(f_psi(t_i, l_j), diag f_phi(t_i, l_j)) (Algorithm 1, lines 7–9).
 
         f_phi is a variance, so the scale is its square root. The guide calls this very
         method, which makes q(θ | t, l) = p(θ | t, l) and KL(q(θ) ‖ p(θ)) = 0 (eq. 6).
+        ``task`` is the task's index, read by task-blocked hypernetworks only.
         """
-        loc, variance = self.hypernet(t_i, l_j)
+        loc, variance = self.hypernet(t_i, l_j, task)
         return pyro.sample("theta", dist.Normal(loc, variance.sqrt()).to_event(1))
 
     def model(
@@ -114,13 +133,17 @@ class ParameterFactorization(PyroModule):
         labels: Tensor | None = None,
         pair_size: int | None = None,
         kl_weight: float = 1.0,
+        pair_weight: float = 1.0,
     ) -> None:
         """p(t, l, θ_ij, y_ij | x_ij) for a mini-batch of pair (task, lang).
 
         ``features`` [B, T, e] and ``mask`` [B, T] are B sentences of the pair, ``labels``
-        [B, T] their gold labels (None to predict), ``pair_size`` the pair's number of training
-        sentences (the likelihood is scaled by pair_size / B), ``kl_weight`` the paper's 1/|K|
-        on the t and l terms (§4.2).
+        [B, T] their gold labels (None to predict). The weights make one step an unbiased
+        estimate of the ELBO of all seen data up to a constant (DESIGN §3, scaling): the
+        likelihood is scaled by ``pair_size`` / B (the pair's training sentences over the
+        batch's) times ``pair_weight`` (1 / (P·π_ij) for a pair drawn with probability π_ij
+        among P seen pairs; 1 for uniform draws), and the t and l terms by ``kl_weight``
+        (β / P). The trainer sets them (:func:`pfpyro.infer.trainer.step_weights`).
         """
         i, j = self.task_index(task), self.lang_index(lang)
         h = self.latent_dim
@@ -132,7 +155,7 @@ class ParameterFactorization(PyroModule):
                 l = pyro.sample("l", standard_normal(h, self.anchor))
         # Lines 5–9 for the pair (i, j). Slicing with i:i+1 keeps the plate dimension, so θ's
         # batch shape stays aligned with vectorised particles and Predictive's sample plate.
-        theta = self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :])
+        theta = self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
         # Lines 10–11: y_ijk ~ p(· | x_ijk, θ_ij) for every word k of every sentence.
         batch, length = mask.shape
         sentence_ids = torch.arange(batch, device=mask.device)
@@ -142,6 +165,7 @@ class ParameterFactorization(PyroModule):
             pyro.plate("sentences", pair_size or batch, subsample=sentence_ids, dim=-2),
             pyro.plate("words", length, dim=-1),
             poutine.mask(mask=mask),
+            poutine.scale(scale=pair_weight),
         ):
             if labels is None:
                 pyro.deterministic("probs", likelihood.probs, event_dim=1)
@@ -156,6 +180,6 @@ class ParameterFactorization(PyroModule):
     ) -> Tensor:
         """p(y | x) with t, l at given points (the posterior means) and θ at f_psi (§3.2)."""
         i, j = self.task_index(task), self.lang_index(lang)
-        theta, _ = self.hypernet(t_mean[..., i : i + 1, :], l_mean[..., j : j + 1, :])
+        theta, _ = self.hypernet(t_mean[..., i : i + 1, :], l_mean[..., j : j + 1, :], i)
         logits = self.head.logits(theta, self.standardize(features), self.num_classes[task])
         return logits.softmax(-1)

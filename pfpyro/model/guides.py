@@ -52,6 +52,7 @@ class FactorizationGuide(PyroModule):
         labels: Tensor | None = None,
         pair_size: int | None = None,
         kl_weight: float = 1.0,
+        pair_weight: float = 1.0,
     ) -> None:
         i, j = self.task_index(task), self.lang_index(lang)
         with poutine.scale(scale=kl_weight):
@@ -59,7 +60,7 @@ class FactorizationGuide(PyroModule):
                 t = pyro.sample("t", self.task_posterior())
             with pyro.plate("languages", len(self.langs), dim=-1):
                 l = pyro.sample("l", self.language_posterior())
-        self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :])
+        self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
 
     @torch.no_grad()
     def posterior_means(self) -> tuple[Tensor, Tensor]:

@@ -40,9 +40,17 @@ class SoftmaxHead(Head):
     def num_params(self) -> int:
         return self.feature_dim * self.max_classes + self.max_classes
 
+    def params_for(self, num_classes: int) -> int:
+        """The width of a θ that serves ``num_classes`` labels only (a task-blocked output)."""
+        return self.feature_dim * num_classes + num_classes
+
     def unpack(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """theta [..., d] -> W [..., e, c], b [..., c]."""
-        e, c = self.feature_dim, self.max_classes
+        """theta [..., d] -> W [..., e, c], b [..., c], with c = d / (e + 1): the padded
+        width (``max_classes``) or a task's own (a task-blocked hypernetwork's output)."""
+        e = self.feature_dim
+        c = theta.shape[-1] // (e + 1)
+        if c * (e + 1) != theta.shape[-1]:
+            raise ValueError(f"theta of width {theta.shape[-1]} is no e·c + c for e = {e}")
         weight = theta[..., : e * c].reshape(*theta.shape[:-1], e, c)
         return weight, theta[..., e * c :]
 

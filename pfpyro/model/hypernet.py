@@ -50,7 +50,71 @@ class HyperNetwork(PyroModule):
             self.variance.weight.mul_(0.01)
             self.variance.bias.fill_(math.log(math.expm1(init_variance)))
 
-    def forward(self, t: Tensor, l: Tensor) -> tuple[Tensor, Tensor]:
-        """(f_psi(t, l), f_phi(t, l)): the mean and the diagonal variance of theta."""
+    def forward(self, t: Tensor, l: Tensor, task: int | None = None) -> tuple[Tensor, Tensor]:
+        """(f_psi(t, l), f_phi(t, l)): the mean and the diagonal variance of theta.
+
+        ``task`` (the task's index) is unused here: the paper's network reads the task only
+        through t. Task-aware networks (:class:`TaskBlockedHyperNetwork`) need it.
+        """
         hidden = self.shared(combine(t, l))
         return self.mean(hidden), nn.functional.softplus(self.variance(hidden))
+
+
+class TaskBlockedHyperNetwork(PyroModule):
+    """A hypernetwork whose outputs are blocked by task: task i owns its own θ (width
+    ``out_dims[i]``), so no output slot is shared by labels of different tasks.
+
+    The paper's network pads every task to the largest label set and shares the slots, so the
+    language path moves POS column k and NER column k together although they mean unrelated
+    labels. Here the shared layers read t ⊕ l ⊕ (t − l) ⊕ (t ⊙ l) as in the paper, and each
+    task has its own last layers. With ``base=True`` each task also has a point-estimated base
+    classifier and the network gives only a language-dependent offset, scaled by
+    ``offset_scale``:  f_psi(t_i, l_j) = base_i + offset_scale · g_i(t_i, l_j).  A zero offset
+    is the joint multilingual classifier (JM) of the task, so the language path is a
+    correction to it whose strength ``offset_scale`` (and the decay on g) sets.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dims: Sequence[int],
+        hidden_dims: Sequence[int] = (),
+        init_variance: float = 1e-3,
+        *,
+        base: bool = False,
+        offset_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = 4 * latent_dim
+        for hidden in hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.shared = nn.Sequential(*layers)
+        self.out_dims = tuple(int(d) for d in out_dims)
+        self.offset_scale = float(offset_scale)
+        self.mean = nn.ModuleList(nn.Linear(width, d) for d in self.out_dims)
+        self.variance = nn.ModuleList(nn.Linear(width, d) for d in self.out_dims)
+        self.base = (
+            nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in self.out_dims) if base else None
+        )
+        with torch.no_grad():
+            for layer in self.variance:
+                layer.weight.mul_(0.01)
+                layer.bias.fill_(math.log(math.expm1(init_variance)))
+
+    def forward(self, t: Tensor, l: Tensor, task: int | None = None) -> tuple[Tensor, Tensor]:
+        """(f_psi, f_phi) of task ``task``'s block, each of width ``out_dims[task]``."""
+        if task is None:
+            raise ValueError("a task-blocked hypernetwork needs the task's index")
+        hidden = self.shared(combine(t, l))
+        mean = self.mean[task](hidden)
+        if self.base is not None:
+            mean = self.base[task] + self.offset_scale * mean
+        return mean, nn.functional.softplus(self.variance[task](hidden))
+
+
+HYPERNETWORKS = ("shared", "blocked", "residual")
+"""The hypernetwork layouts a config can name: the paper's shared output ("shared"), one
+output block per task ("blocked"), and per-task base classifiers plus a language-dependent
+offset ("residual"); see :class:`TaskBlockedHyperNetwork`."""

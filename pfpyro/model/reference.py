@@ -49,6 +49,7 @@ def reference_elbo(
     pair_size: int | None = None,
     kl_weight: float = 1.0,
     num_particles: int = 1,
+    pair_weight: float = 1.0,
 ) -> Tensor:
     """A Monte Carlo estimate of the ELBO (eq. 5–6), averaged over ``num_particles`` draws."""
     i, j = factorization.task_index(task), factorization.lang_index(lang)
@@ -58,7 +59,7 @@ def reference_elbo(
     prior = MultivariateNormal(features.new_zeros(h), scale_tril=torch.eye(h))
     t = q_t.rsample(particles)  # [P, 1, n, h]
     l = q_l.rsample(particles)  # [P, 1, m, h]
-    loc, variance = factorization.hypernet(t[..., i : i + 1, :], l[..., j : j + 1, :])
+    loc, variance = factorization.hypernet(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
     q_theta = Independent(Normal(loc, variance.sqrt()), 1)
     theta = q_theta.rsample()  # [P, 1, 1, d]
     p_theta = Independent(Normal(loc, variance.sqrt()), 1)  # the model's p(θ | t, l)
@@ -70,6 +71,6 @@ def reference_elbo(
     x = factorization.standardize(features)
     logits = factorization.head.logits(theta, x, factorization.num_classes[task])
     log_lik = Categorical(logits=logits).log_prob(labels).masked_fill(~mask, 0.0).sum((-2, -1))
-    scale = (pair_size or mask.shape[0]) / mask.shape[0]
+    scale = pair_weight * (pair_size or mask.shape[0]) / mask.shape[0]
     per_particle = scale * log_lik + kl_weight * kl_terms.squeeze(-1) + theta_term
     return per_particle.mean()

@@ -25,7 +25,7 @@ from scipy import stats
 from pfpyro.atomic import atomic_write
 from pfpyro.data.labels import LABEL_SETS
 from pfpyro.errors import PfpyroError
-from pfpyro.evaluate.correlation import Correlation, correlate
+from pfpyro.evaluate.correlation import POOLED, Correlation, correlate_by_group
 from pfpyro.report.tables import (
     as_frame,
     check_columns,
@@ -34,6 +34,7 @@ from pfpyro.report.tables import (
     headline_metric,
     order_models,
     per_pair_table,
+    tasks_in,
 )
 
 ENTROPY_COLUMNS: tuple[str, ...] = (
@@ -135,24 +136,23 @@ def figure_per_language(
 
 @dataclass(frozen=True)
 class EntropyFigure:
-    """What :func:`figure_entropy` made: the PNG's path and the entropy–score correlation.
+    """What :func:`figure_entropy` made: the PNG's path and the entropy–score correlations.
 
-    It unpacks as ``path, correlation = figure_entropy(...)``.
+    ``correlations`` holds the pooled one (key ``"pooled"``) and one per task (``"pos"``,
+    ``"ner"``); ``correlation`` is the pooled one. It unpacks as
+    ``path, correlation = figure_entropy(...)``.
     """
 
     path: Path
-    correlation: Correlation
+    correlations: dict[str, Correlation]
+
+    @property
+    def correlation(self) -> Correlation:
+        """The correlation over all pairs, both tasks pooled (as the paper reports it)."""
+        return self.correlations[POOLED]
 
     def __iter__(self) -> Iterator[Path | Correlation]:
         return iter((self.path, self.correlation))
-
-
-def _correlate(x: np.ndarray, y: np.ndarray) -> Correlation:
-    """:func:`pfpyro.evaluate.correlate`, or all-NaN when there are fewer than 3 pairs."""
-    if len(x) < 3:
-        nan = math.nan
-        return Correlation(nan, nan, nan, nan, len(x))
-    return correlate(x, y)
 
 
 def _entropy_rows(
@@ -178,6 +178,21 @@ def _entropy_rows(
     return ent.assign(entropy=entropy, task=ent["task"].astype(str), lang=ent["lang"].astype(str))
 
 
+def entropy_correlations(pairs: pd.DataFrame) -> dict[str, Correlation]:
+    """Pooled and per-task correlations of the pairs' mean entropy with their score.
+
+    ``pairs`` is :func:`entropy_by_pair`'s frame; pairs without a score are left out. Keys are
+    ``"pooled"`` and each task of ``pairs`` (POS, NER first); fewer than 3 pairs give NaNs.
+    """
+    scored = pairs.dropna(subset=["score"])
+    return correlate_by_group(
+        scored["entropy"].to_numpy(float),
+        scored["score"].to_numpy(float),
+        scored["task"].to_numpy(str),
+        names=tasks_in(pairs),
+    )
+
+
 def entropy_by_pair(
     sentence_entropy: pd.DataFrame | str | os.PathLike[str],
     results: pd.DataFrame | str | os.PathLike[str],
@@ -188,8 +203,8 @@ def entropy_by_pair(
 
     The entropy is the mean over all the pair's sentences (seeds and partitions pooled); the
     score is the headline metric's mean over seeds. Returns the frame (columns task, lang,
-    entropy, median, score; score NaN where the pair has none) and the correlation over the
-    pairs that have both.
+    entropy, median, score; score NaN where the pair has none) and the pooled correlation over
+    the pairs that have both (per task: :func:`entropy_correlations` of the frame).
     """
     ent = _entropy_rows(sentence_entropy, model, tasks)
     frame = check_results(results)
@@ -205,48 +220,53 @@ def entropy_by_pair(
         per_seed = rows.groupby("seed")["value"].mean()
         score.append(float(per_seed.mean()) if len(per_seed) else math.nan)
     pairs["score"] = score
-    both = pairs.dropna(subset=["score"])
-    return pairs, _correlate(both["entropy"].to_numpy(float), both["score"].to_numpy(float))
+    return pairs, entropy_correlations(pairs)[POOLED]
 
 
 def _p_text(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.2g}"
 
 
-def correlation_text(corr: Correlation) -> str:
-    """One line: "Pearson r = -0.914 (p = 1e-26), Spearman ρ = -0.880 (p = 3e-20), 78 pairs"."""
-    if math.isnan(corr.pearson):
-        return f"entropy vs score: correlation undefined ({corr.n} scored pairs)"
-    return (
-        f"entropy vs score: Pearson r = {corr.pearson:.3f} (p = {_p_text(corr.pearson_p)}), "
-        f"Spearman ρ = {corr.spearman:.3f} (p = {_p_text(corr.spearman_p)}), {corr.n} pairs"
-    )
+def correlation_text(corr: Correlation, *, compact: bool = False) -> str:
+    """One line: "Pearson r = -0.914 (p = 1e-26), Spearman ρ = -0.880 (p = 3e-20), 78 pairs".
 
-
-def figure_entropy(
-    sentence_entropy: pd.DataFrame | str | os.PathLike[str],
-    results: pd.DataFrame | str | os.PathLike[str],
-    path: str | os.PathLike[str],
-    model: str = "pf-lr-bma",
-    tasks: Sequence[str] | None = None,
-) -> EntropyFigure:
-    """Fig. 3: per task–language pair, box plots of sentence entropy, ordered by median.
-
-    Boxes are coloured by task; dashed lines mark each task's maximum entropy (ln of its label
-    count). The title gives the Pearson and Spearman correlation (p-values) of each pair's mean
-    entropy with its headline score; both the path and the correlation are returned.
+    ``compact`` drops the "entropy vs score" lead and breaks the line after Pearson's r.
     """
-    ent = _entropy_rows(sentence_entropy, model, tasks)
-    pairs, corr = entropy_by_pair(ent, results, model, tasks)
-    pairs = pairs.sort_values(["median", "task", "lang"], kind="stable").reset_index(drop=True)
+    if math.isnan(corr.pearson):
+        undefined = f"correlation undefined ({corr.n} scored pairs)"
+        return undefined if compact else f"entropy vs score: {undefined}"
+    pearson = f"Pearson r = {corr.pearson:.3f} (p = {_p_text(corr.pearson_p)})"
+    spearman = f"Spearman ρ = {corr.spearman:.3f} (p = {_p_text(corr.spearman_p)})"
+    if compact:
+        return f"{pearson}\n{spearman}, {corr.n} pairs"
+    return f"entropy vs score: {pearson}, {spearman}, {corr.n} pairs"
+
+
+def _panel_title(task: str) -> str:
+    return "POS and NER pooled" if task == POOLED else _TASK_TITLE.get(task, task)
+
+
+def _entropy_legend(tasks: Sequence[str]) -> list:
+    """Legend handles: one patch per task's colour and its maximum-entropy line (ln c)."""
+    handles: list = [
+        Patch(color=_TASK_COLOUR.get(t, "tab:gray"), alpha=0.7, label=_TASK_TITLE.get(t, t))
+        for t in tasks
+    ]
+    for t in tasks:
+        if t in LABEL_SETS:
+            label = f"max entropy {_TASK_TITLE.get(t, t)} (ln {len(LABEL_SETS[t])})"
+            colour = _TASK_COLOUR.get(t, "tab:gray")
+            handles.append(Line2D([], [], ls="--", lw=0.8, color=colour, label=label))
+    return handles
+
+
+def _entropy_boxes(ax, ent: pd.DataFrame, pairs: pd.DataFrame, task: str) -> None:
+    """Box plots of each pair's sentence entropies, in the order of ``pairs`` (by median)."""
     data = [
         ent.loc[(ent["task"] == t) & (ent["lang"] == lang), "entropy"].to_numpy(float)
         for t, lang in zip(pairs["task"], pairs["lang"], strict=True)
     ]
     colours = [_TASK_COLOUR.get(t, "tab:gray") for t in pairs["task"]]
-    width = min(max(8.0, 1.5 + 0.28 * len(pairs)), 28.0)
-    fig = _new_figure(width, 4.8)
-    ax = fig.add_subplot()
     boxes = ax.boxplot(
         data,
         positions=np.arange(len(pairs)),
@@ -259,31 +279,81 @@ def figure_entropy(
     for patch, colour in zip(boxes["boxes"], colours, strict=True):
         patch.set_facecolor(colour)
         patch.set_alpha(0.7)
-    ax.set_xticks(np.arange(len(pairs)), list(pairs["lang"]))
+    ax.set_xticks(np.arange(len(pairs)), list(pairs["lang"]), fontsize="small")
     for tick, colour in zip(ax.get_xticklabels(), colours, strict=True):
         tick.set_color(colour)
-    tasks_shown = list(dict.fromkeys(pairs["task"]))
-    handles = [
-        Patch(color=_TASK_COLOUR.get(t, "tab:gray"), alpha=0.7, label=_TASK_TITLE.get(t, t))
-        for t in tasks_shown
-    ]
-    for t in tasks_shown:
+    for t in tasks_in(pairs):
         if t in LABEL_SETS:
             top = math.log(len(LABEL_SETS[t]))
-            line = ax.axhline(top, ls="--", lw=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
-            line.set_label(f"max entropy {_TASK_TITLE.get(t, t)} (ln {len(LABEL_SETS[t])})")
-            handles.append(line)
+            ax.axhline(top, ls="--", lw=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
     ax.set_xlim(-0.7, len(pairs) - 0.3)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("held-out language (pairs ordered by median entropy; colour = task)")
-    ax.set_ylabel("sentence mean predictive entropy (nats)")
-    ax.set_title(
-        f"{display_name(model)}: predictive entropy per held-out pair\n{correlation_text(corr)}"
-    )
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    ax.set_xlabel("held-out language (ordered by median entropy)")
+    ax.set_ylabel("sentence entropy (nats)")
+    ax.set_title(f"{_panel_title(task)}: predictive entropy per held-out pair", fontsize="medium")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    return EntropyFigure(save_png(fig, path), corr)
+
+
+def _entropy_scatter(ax, pairs: pd.DataFrame, task: str, corr: Correlation) -> None:
+    """Each scored pair's mean entropy against its headline score, with the correlation."""
+    scored = pairs.dropna(subset=["score"])
+    for t in tasks_in(scored):
+        rows = scored[scored["task"] == t]
+        x, y = rows["entropy"].to_numpy(float), 100 * rows["score"].to_numpy(float)
+        ax.scatter(x, y, s=14, alpha=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
+        for xi, yi, lang in zip(x, y, rows["lang"], strict=True):
+            ax.annotate(lang, (xi, yi), xytext=(2, 2), textcoords="offset points", fontsize=5)
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("mean sentence entropy (nats)")
+    if task == POOLED:
+        ax.set_ylabel("headline score (%)")
+    else:
+        ax.set_ylabel(_SCORE_TITLE.get(headline_metric(task), "score (%)"))
+    ax.set_title(correlation_text(corr, compact=True), fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def figure_entropy(
+    sentence_entropy: pd.DataFrame | str | os.PathLike[str],
+    results: pd.DataFrame | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    model: str = "pf-lr-bma",
+    tasks: Sequence[str] | None = None,
+) -> EntropyFigure:
+    """Fig. 3: per task, then pooled, the pairs' sentence entropies and their link to the score.
+
+    One row per task (and a pooled row when there are several tasks, since POS and NER
+    entropies live on different scales): box plots of each pair's sentence entropies ordered by
+    median, coloured by task, dashed at the task's maximum entropy (ln of its label count); and
+    beside them each pair's mean entropy against its headline score, titled with the Pearson
+    and Spearman correlations (p-values) of that row's pairs. Returns the path and the
+    correlations.
+    """
+    ent = _entropy_rows(sentence_entropy, model, tasks)
+    pairs, _ = entropy_by_pair(ent, results, model, tasks)
+    correlations = entropy_correlations(pairs)
+    pairs = pairs.sort_values(["median", "task", "lang"], kind="stable").reset_index(drop=True)
+    shown = tasks_in(pairs)
+    rows = [(t, pairs[pairs["task"] == t].reset_index(drop=True)) for t in shown]
+    if len(shown) > 1:
+        rows.append((POOLED, pairs))
+    box_width = min(max(6.0, 1.0 + 0.28 * len(pairs)), 24.0)
+    fig = _new_figure(box_width + 4.5, 3.4 * len(rows) + 0.8)
+    axes = fig.subplots(len(rows), 2, squeeze=False, gridspec_kw={"width_ratios": [box_width, 4.0]})
+    for (task, subset), (box_ax, scatter_ax) in zip(rows, axes, strict=True):
+        _entropy_boxes(box_ax, ent, subset, task)
+        _entropy_scatter(scatter_ax, subset, task, correlations[task])
+    fig.legend(
+        handles=_entropy_legend(shown), loc="outside lower center", ncols=4, fontsize="small"
+    )
+    fig.suptitle(
+        f"{display_name(model)}: predictive entropy per held-out pair, and its correlation "
+        "with the score"
+    )
+    return EntropyFigure(save_png(fig, path), correlations)
 
 
 # --- Fig. 4: language posteriors -------------------------------------------------------------
@@ -536,10 +606,14 @@ def figure_reliability(
 
 @dataclass(frozen=True)
 class FigureSet:
-    """What :func:`write_figures` wrote, and Fig. 3's correlation when it was drawn."""
+    """What :func:`write_figures` wrote, and Fig. 3's correlations when it was drawn.
+
+    ``entropy_correlation`` is the pooled one; ``entropy_correlations`` adds one per task.
+    """
 
     paths: list[Path]
     entropy_correlation: Correlation | None = None
+    entropy_correlations: dict[str, Correlation] | None = None
 
 
 def write_figures(
@@ -558,17 +632,17 @@ def write_figures(
     """
     out = Path(out_dir)
     paths: list[Path] = []
-    corr = None
+    fig3 = None
     if results is not None:
         frame = check_results(results)
         present = set(frame["task"].astype(str))
         for task in [t for t in ("pos", "ner") if t in present]:
             paths.append(figure_per_language(frame, task, out / f"fig2_{task}.png"))
         if sentence_entropy is not None:
-            path, corr = figure_entropy(
+            fig3 = figure_entropy(
                 sentence_entropy, frame, out / "fig3_entropy.png", model=entropy_model
             )
-            paths.append(path)
+            paths.append(fig3.path)
     if posterior_samples is not None:
         paths.append(
             figure_language_posteriors(
@@ -577,4 +651,6 @@ def write_figures(
         )
     if reliability is not None:
         paths.append(figure_reliability(reliability, out / "reliability.png"))
-    return FigureSet(paths, corr)
+    if fig3 is None:
+        return FigureSet(paths)
+    return FigureSet(paths, fig3.correlation, fig3.correlations)

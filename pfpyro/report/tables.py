@@ -15,7 +15,7 @@ where numbers are percentages with two decimals ("71.23 ± 0.45").
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +31,24 @@ RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang",
 # with the weakest single-source baseline first); any other model follows alphabetically.
 MODEL_ORDER: tuple[str, ...] = ("ns", "ls", "bea", "jm", "pf-d", "pf-lr")
 
-# (task, metric, column label): the headline metric of each task, and NER's token F1 that the
-# paper's numbers correspond to.
+# (task, metric, column label): the headline metric of each task, NER's span F1 of the valid
+# IOB2 (constrained Viterbi) decoding, and NER's token F1 that the paper's numbers correspond to.
 HEADLINES: tuple[tuple[str, str, str], ...] = (
     ("pos", "accuracy", "POS acc"),
     ("ner", "span_f1", "NER F1"),
+    ("ner", "span_f1_valid", "NER F1 (valid BIO)"),
     ("ner", "token_f1", "NER token F1"),
 )
+
+# Metrics added after the first results were written: their columns show only when some
+# result has them, so older result files give the tables they always gave.
+OPTIONAL_METRICS: frozenset[str] = frozenset({"span_f1_valid"})
+
+# (metric, label) of the calibration table, per task: ECE is a fraction, NLL nats per word.
+CALIBRATION_METRICS: tuple[tuple[str, str], ...] = (("ece", "ECE"), ("nll", "NLL"))
+
+# A model's Bayesian-model-averaging twin is reported as ``<model>-bma`` (the runner's naming).
+BMA_SUFFIX = "-bma"
 
 STATS: tuple[str, ...] = ("mean", "std", "seeds")
 
@@ -112,6 +123,18 @@ def check_results(results: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFram
     return frame
 
 
+def headlines(*frames: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The :data:`HEADLINES` to show: all but the optional metrics that no frame holds."""
+    present = set().union(*(set(frame["metric"].astype(str)) for frame in frames))
+    return [h for h in HEADLINES if h[1] not in OPTIONAL_METRICS or h[1] in present]
+
+
+def tasks_in(frame: pd.DataFrame) -> list[str]:
+    """The tasks of a frame, POS and NER first (the paper's order), then any other sorted."""
+    present = set(frame["task"].astype(str)) - {"all"}
+    return [t for t in ("pos", "ner") if t in present] + sorted(present - {"pos", "ner"})
+
+
 def _pair_scores(results: pd.DataFrame) -> pd.DataFrame:
     """One score per (model, seed, task, lang, metric): partitions pooled, NaNs dropped."""
     rows = results.dropna(subset=["value"])
@@ -139,26 +162,66 @@ def _fill(table: pd.DataFrame, row: str, label: str, stats: Mapping[str, float])
         table.loc[row, (label, stat)] = stats[stat]
 
 
+def _fill_models(
+    table: pd.DataFrame, scores: pd.DataFrame, task: str, metric: str, label: str
+) -> None:
+    """Fill column ``label`` with ``task``'s ``metric``: pairs averaged per seed, then seeds.
+
+    Rows are models; the recipe is Table 1's (module docstring).
+    """
+    chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
+    per_seed = chosen.groupby(["model", "seed"], as_index=False)["value"].mean()
+    for _, stat in _over_seeds(per_seed, ["model"]).iterrows():
+        if stat["model"] in table.index:
+            _fill(table, stat["model"], label, stat)
+
+
 def table1(
     results: pd.DataFrame | str | os.PathLike[str], models: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """The paper's Table 1: per model, each task's headline score averaged over held-out pairs.
 
     Rows are models (canonical order, or ``models`` as given), columns ``(label, stat)`` for the
-    labels of :data:`HEADLINES`. A value is the mean over pairs within a (model, seed), then the
-    mean and std over seeds.
+    labels of :data:`HEADLINES` (an optional metric only when the results hold it). A value is
+    the mean over pairs within a (model, seed), then the mean and std over seeds.
     """
     frame = check_results(results)
     rows = order_models(frame["model"]) if models is None else list(models)
-    labels = [label for _, _, label in HEADLINES]
-    table = _empty_table(rows, labels, "model")
+    shown = headlines(frame)
+    table = _empty_table(rows, [label for _, _, label in shown], "model")
     scores = _pair_scores(frame)
-    for task, metric, label in HEADLINES:
-        chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
-        per_seed = chosen.groupby(["model", "seed"], as_index=False)["value"].mean()
-        for _, stat in _over_seeds(per_seed, ["model"]).iterrows():
-            if stat["model"] in table.index:
-                _fill(table, stat["model"], label, stat)
+    for task, metric, label in shown:
+        _fill_models(table, scores, task, metric, label)
+    return table
+
+
+def averaging_twins(models: Iterable[str]) -> list[str]:
+    """Each plug-in model that has a model-averaging twin, followed by that twin (``-bma``)."""
+    distinct = set(models)
+    plugin = [m for m in order_models(distinct) if m + BMA_SUFFIX in distinct]
+    return [name for m in plugin for name in (m, m + BMA_SUFFIX)]
+
+
+def calibration_table(
+    results: pd.DataFrame | str | os.PathLike[str], models: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Calibration of model averaging vs the plug-in posterior mean: ECE and NLL per task.
+
+    Rows default to :func:`averaging_twins` (e.g. pf-lr, pf-lr-bma); columns are
+    ``("POS ECE", stat)``, ``("POS NLL", stat)``, ... for the tasks in the results. Values
+    follow Table 1's recipe: mean over held-out pairs within a seed, then mean ± std over seeds.
+    """
+    frame = check_results(results)
+    rows = averaging_twins(frame["model"]) if models is None else list(models)
+    columns = [
+        (task, metric, f"{task.upper()} {name}")
+        for task in tasks_in(frame)
+        for metric, name in CALIBRATION_METRICS
+    ]
+    table = _empty_table(rows, [label for _, _, label in columns], "model")
+    scores = _pair_scores(frame)
+    for task, metric, label in columns:
+        _fill_models(table, scores, task, metric, label)
     return table
 
 
@@ -197,12 +260,12 @@ def table2(
     columns keep the mapping's order. Rows are the labels of :data:`HEADLINES`; columns
     ``(subset, stat)``.
     """
-    labels = [label for _, _, label in HEADLINES]
-    table = _empty_table(labels, list(results_by_subset), "metric")
-    for subset, results in results_by_subset.items():
-        frame = check_results(results)
+    frames = {subset: check_results(results) for subset, results in results_by_subset.items()}
+    shown = headlines(*frames.values())
+    table = _empty_table([label for _, _, label in shown], list(frames), "metric")
+    for subset, frame in frames.items():
         scores = _pair_scores(frame[frame["model"] == model])
-        for task, metric, label in HEADLINES:
+        for task, metric, label in shown:
             chosen = scores[(scores["task"] == task) & (scores["metric"] == metric)]
             if chosen.empty:
                 continue
@@ -213,13 +276,18 @@ def table2(
     return table
 
 
-def format_cell(mean: float, std: float) -> str:
-    """A fraction's mean ± std as percentages with two decimals; blank when there is no value."""
+def format_cell(mean: float, std: float, *, percent: bool = True) -> str:
+    """A fraction's mean ± std as percentages with two decimals; blank when there is no value.
+
+    With ``percent=False`` (quantities that are not fractions, e.g. NLL in nats) the numbers
+    are shown as they are, with three decimals.
+    """
     if mean is None or pd.isna(mean):
         return ""
-    text = f"{100 * float(mean):.2f}"
+    scale, digits = (100.0, 2) if percent else (1.0, 3)
+    text = f"{scale * float(mean):.{digits}f}"
     if std is not None and not pd.isna(std):
-        text += f" ± {100 * float(std):.2f}"
+        text += f" ± {scale * float(std):.{digits}f}"
     return text
 
 
@@ -241,11 +309,15 @@ def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 
 
 def table_markdown(
-    table: pd.DataFrame, corner: str | None = None, names: Mapping[str, str] | None = None
+    table: pd.DataFrame,
+    corner: str | None = None,
+    names: Mapping[str, str] | None = None,
+    plain: Collection[str] = (),
 ) -> str:
     """Any table of this module as a Markdown pipe table of "mean ± std" percentages.
 
-    ``names`` renames row and column labels (e.g. model codes to display names).
+    ``names`` renames row and column labels (e.g. model codes to display names); columns
+    labelled in ``plain`` are not fractions and are shown unscaled (:func:`format_cell`).
     """
     names = dict(names or {})
     labels = list(dict.fromkeys(table.columns.get_level_values(0)))
@@ -255,7 +327,11 @@ def table_markdown(
     for row in table.index:
         cells = [names.get(str(row), str(row))]
         cells += [
-            format_cell(table.loc[row, (lab, "mean")], table.loc[row, (lab, "std")])
+            format_cell(
+                table.loc[row, (lab, "mean")],
+                table.loc[row, (lab, "std")],
+                percent=str(lab) not in plain,
+            )
             for lab in labels
         ]
         body.append(cells)
@@ -269,6 +345,13 @@ def _model_names(models: Iterable[str]) -> dict[str, str]:
 def table1_markdown(table: pd.DataFrame) -> str:
     """Table 1 as Markdown: one row per model (paper spelling), "71.23 ± 0.45" cells."""
     return table_markdown(table, corner="Model", names=_model_names(table.index))
+
+
+def calibration_markdown(table: pd.DataFrame) -> str:
+    """The calibration table as Markdown: ECE in %, NLL in nats per word."""
+    labels = table.columns.get_level_values(0)
+    nll = {str(label) for label in labels if str(label).endswith(" NLL")}
+    return table_markdown(table, corner="Model", names=_model_names(table.index), plain=nll)
 
 
 def per_pair_markdown(table: pd.DataFrame) -> str:
@@ -290,11 +373,17 @@ def flat_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 
 _TASK_TITLE = {"pos": "POS", "ner": "NER"}
-_METRIC_TITLE = {"accuracy": "accuracy", "span_f1": "span F1", "token_f1": "token F1"}
+_METRIC_TITLE = {
+    "accuracy": "accuracy",
+    "span_f1": "span F1",
+    "span_f1_valid": "span F1 of the valid-BIO decoding",
+    "token_f1": "token F1",
+}
 
 
 def _per_pair_document(results: pd.DataFrame, task: str) -> str:
-    metrics = [metric for t, metric, _ in HEADLINES if t == task] or [headline_metric(task)]
+    metrics = [metric for t, metric, _ in headlines(results) if t == task]
+    metrics = metrics or [headline_metric(task)]
     parts = []
     for metric in metrics:
         table = per_pair_table(results, task, metric)
@@ -332,3 +421,25 @@ def write_tables(
         if document:
             written.append(atomic_write_text(out / f"per_pair_{task}.md", document))
     return written
+
+
+def write_calibration(
+    results: pd.DataFrame | str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """Write calibration.md and calibration.csv (plug-in vs model averaging) into ``out_dir``.
+
+    Nothing is written (and ``[]`` returned) when no model has a model-averaging twin.
+    """
+    table = calibration_table(check_results(results))
+    if table.empty:
+        return []
+    out = Path(out_dir)
+    heading = (
+        "# Calibration: plug-in posterior mean vs model averaging (-bma), per task\n\n"
+        "ECE (%, 15 bins) and NLL (nats per word), averaged over held-out pairs, "
+        "mean ± std over seeds; lower is better."
+    )
+    return [
+        atomic_write_text(out / "calibration.md", f"{heading}\n\n{calibration_markdown(table)}"),
+        atomic_write_text(out / "calibration.csv", flat_columns(table).to_csv(float_format="%.6g")),
+    ]

@@ -1,0 +1,161 @@
+"""Zero-shot model selection (issue 8, item 1): validation pairs, a sealed loader, the metric.
+
+Selection carves validation pairs out of the seen pairs (plus selection-only languages) under
+the zero-shot constraint, trains without them and scores them zero-shot by each task's headline
+metric; the partition's held-out pairs are sealed meanwhile, so reading them raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pfpyro.config import ExperimentConfig, SelectionConfig
+from pfpyro.data.batch import PairTensors
+from pfpyro.data.partition import constraint_violations, explicit_partition, validation_split
+from pfpyro.data.synthetic import make_world
+from pfpyro.errors import ConfigError
+from pfpyro.evaluate import score_pair
+from pfpyro.experiment import Setup, headline_score, run_unit
+from pfpyro.features import FeatureStore, PairData, SealedPairError
+
+TASKS = ("pos", "ner", "dep")
+LANGS = tuple("abcdefgh")
+
+
+@st.composite
+def pools(draw):
+    pairs = draw(
+        st.sets(st.tuples(st.sampled_from(TASKS), st.sampled_from(LANGS)), min_size=1, max_size=20)
+    )
+    extra = draw(st.sets(st.tuples(st.sampled_from(TASKS), st.just("x")), max_size=3))
+    return sorted(pairs), sorted(extra), draw(st.integers(1, 4)), draw(st.integers(0, 99))
+
+
+@settings(max_examples=200, deadline=None)
+@given(pools())
+def test_validation_pairs_keep_their_task_and_language_seen_elsewhere(pool):
+    seen, extra, count, seed = pool
+    try:
+        split = validation_split(seen, count, seed, extra=extra)
+    except ConfigError as error:
+        assert "validation pair" in str(error)
+        return
+    assert len(split.heldout) == count
+    assert set(split.heldout) | set(split.seen) == set(seen) | set(extra)
+    assert not set(split.heldout) & set(split.seen)
+    assert constraint_violations(split.heldout, split.seen) == []
+    assert validation_split(seen, count, seed, extra=extra) == split  # seeded
+
+
+def test_validation_takes_both_tasks_when_it_can():
+    seen = [("pos", "a"), ("ner", "b"), ("pos", "c"), ("ner", "c")]
+    extra = [("pos", "x"), ("ner", "x"), ("pos", "y"), ("ner", "y")]
+    for seed in range(10):
+        split = validation_split(seen, 2, seed, extra=extra)
+        assert {task for task, _ in split.heldout} == {"pos", "ner"}
+
+
+def test_the_paper_layout_needs_extra_languages():
+    # one seen task per language: no pair can be validated without losing its language
+    seen = [("pos", "a"), ("ner", "b"), ("pos", "c")]
+    with pytest.raises(ConfigError, match="extra_languages"):
+        validation_split(seen, 1, 0)
+    split = validation_split(seen, 1, 0, extra=[("pos", "en"), ("ner", "en")])
+    assert split.heldout[0][1] == "en"
+
+
+def test_only_eligible_pairs_become_validation_pairs():
+    seen = [("pos", "a"), ("ner", "a"), ("pos", "b"), ("ner", "b")]
+    split = validation_split(seen, 1, 0, eligible=[("ner", "b")])
+    assert split.heldout == (("ner", "b"),)
+
+
+def test_ner_selection_scores_span_f1_not_token_accuracy():
+    # O everywhere but one entity: token accuracy is high, span F1 is zero
+    labels = torch.tensor([[6, 6, 6, 0, 6, 6, 6, 6]])  # 6 = O, 0 = B-LOC in label_set("ner")
+    mask = torch.ones_like(labels, dtype=torch.bool)
+    probs = torch.nn.functional.one_hot(torch.full_like(labels, 6), 7).float()
+    scores = score_pair("ner", probs, labels, mask)
+    assert scores["accuracy"] > 0.8
+    assert headline_score("ner", probs, labels, mask) == scores["span_f1"] == 0.0
+    pos_probs = torch.nn.functional.one_hot(labels, 17).float()
+    assert headline_score("pos", pos_probs, labels, mask) == 1.0
+
+
+# -- an experiment unit on synthetic data, with a store that records what it is asked --------
+class FakeCatalog:
+    def __init__(self, pairs, no_dev=()):
+        self._pairs, self.no_dev = sorted(pairs), set(no_dev)
+
+    def pairs(self):
+        return list(self._pairs)
+
+    def tasks(self):
+        return sorted({t for t, _ in self._pairs})
+
+    def files(self, task, lang, split, role):
+        return () if (task, lang) in self.no_dev and split == "dev" else (Path("x"),)
+
+
+class SyntheticStore(FeatureStore):
+    """A FeatureStore whose pairs come from a synthetic world (labels fit both tasks)."""
+
+    def __init__(self, catalog, world, names):
+        super().__init__(catalog, encoder=None)
+        self.world, self.names, self.asked = world, names, []
+
+    def _load(self, task, lang, split, role, cap):
+        self.asked.append((task, lang, split, sorted(self._sealed)))
+        data = getattr(self.world, split)[self.names[task, lang]]
+        return PairData([], PairTensors(data.features, data.labels, data.mask))
+
+
+@pytest.mark.usefixtures("one_thread_and_fresh_store")
+@pytest.mark.parametrize("model", ["pf-d", "jm"])
+def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, model):
+    world = make_world(2, 4, num_classes=4, feature_dim=6, sentences=(16, 8, 8), length=5)
+    langs = ["a", "b", "c", "en"]
+    names = {
+        (task, lang): (world.tasks[i], world.langs[j])
+        for i, task in enumerate(("pos", "ner"))
+        for j, lang in enumerate(langs)
+    }
+    catalog = FakeCatalog(names)
+    partition = explicit_partition([p for p in names if p[1] != "en"], [("ner", "a"), ("pos", "b")])
+    config = ExperimentConfig(
+        selection=SelectionConfig(
+            mode="zero-shot", validation_pairs=1, extra_languages=["en"], baseline_epochs=[1, 3]
+        ),
+        train={
+            "latent_dim": 2,
+            "hidden_dims": [],
+            "batch_size": 4,
+            "max_steps": 20,
+            "eval_every": 5,
+            "patience": 2,
+            "progress": False,
+        },
+        models=[model],
+    )
+    config.data = dataclasses.replace(config.data, source_language="en")
+    store = SyntheticStore(catalog, world, names)
+    setup = Setup(config, tmp_path, catalog, store, langs[:3], [("p", partition)], False)
+    frame = run_unit(setup, "p", partition, 0, model)
+    heldout = set(partition.heldout)
+    # held-out pairs were read only for their test split, never while sealed
+    reads = [(t, x, split) for t, x, split, _ in store.asked if (t, x) in heldout]
+    assert reads and all(split == "test" for _, _, split in reads)
+    assert all(not sealed for t, x, _, sealed in store.asked if (t, x) in heldout)
+    # selection ran sealed, and read an English validation pair's dev data
+    assert any(sealed and lang == "en" and split == "dev" for _, lang, split, sealed in store.asked)
+    metrics = dict(zip(frame["metric"], frame["value"], strict=False))
+    assert metrics["selected"] >= 1 and metrics["epochs"] > 0
+    assert 0.0 <= metrics["validation"] <= 1.0
+    with store.sealing(heldout), pytest.raises(SealedPairError, match="held out"):
+        store.get("ner", "a", "dev", "seen")
