@@ -58,6 +58,9 @@ TESTED_SNIPPETS = {
     "heads.py": "test_heads_train_with_svi_and_predict",
     "table2_subsets.py": "test_table2_subset_configs / test_table2_table",
     "experiments/configs/paper.yaml": "test_paper_config_loads_and_partitions",
+    "experiments/configs/zero_shot/pf-residual-small.yaml": (
+        "test_zero_shot_study_configs_load_and_match_their_generator"
+    ),
     "configs/my_corpora.yaml": "test_own_corpora_catalog_and_config",
     "corpora/catalog.yaml": "test_own_corpora_catalog_and_config",
 }

@@ -159,3 +159,23 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
     assert 0.0 <= metrics["validation"] <= 1.0
     with store.sealing(heldout), pytest.raises(SealedPairError, match="held out"):
         store.get("ner", "a", "dev", "seen")
+
+
+def test_zero_shot_study_configs_load_and_match_their_generator(tmp_path, monkeypatch):
+    import importlib.util
+
+    from pfpyro.config import load_config
+
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "zero_shot"
+    spec = importlib.util.spec_from_file_location("make_variants", folder / "make_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "HERE", tmp_path)
+    module.main()
+    written = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert written == sorted(p.name for p in folder.glob("*.yaml"))
+    for name in written:
+        assert (tmp_path / name).read_text() == (folder / name).read_text()
+        config = load_config(folder / name)
+        assert config.selection.mode == "zero-shot"
+        assert not set(config.selection.extra_languages) & set(config.data.languages)

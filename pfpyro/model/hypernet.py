@@ -21,6 +21,17 @@ def combine(t: Tensor, l: Tensor) -> Tensor:
     return torch.cat([t, l, t - l, t * l], dim=-1)
 
 
+def shared_layers(latent_dim: int, hidden_dims: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """The ReLU layers that f_psi and f_phi share, reading the 4h-wide combined input; and
+    the width of their output."""
+    layers: list[nn.Module] = []
+    width = 4 * latent_dim
+    for hidden in hidden_dims:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return nn.Sequential(*layers), width
+
+
 class HyperNetwork(PyroModule):
     """Maps a task vector and a language vector to (f_psi, f_phi), each of width ``out_dim``.
 
@@ -38,12 +49,7 @@ class HyperNetwork(PyroModule):
         init_variance: float = 1e-3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = 4 * latent_dim
-        for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.shared = nn.Sequential(*layers)
+        self.shared, width = shared_layers(latent_dim, hidden_dims)
         self.mean = nn.Linear(width, out_dim)  # f_psi's last layer
         self.variance = nn.Linear(width, out_dim)  # f_phi's last layer, before the softplus
         with torch.no_grad():
@@ -85,12 +91,7 @@ class TaskBlockedHyperNetwork(PyroModule):
         offset_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = 4 * latent_dim
-        for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.shared = nn.Sequential(*layers)
+        self.shared, width = shared_layers(latent_dim, hidden_dims)
         self.out_dims = tuple(int(d) for d in out_dims)
         self.offset_scale = float(offset_scale)
         self.mean = nn.ModuleList(nn.Linear(width, d) for d in self.out_dims)
