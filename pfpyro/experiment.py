@@ -25,7 +25,7 @@ import torch
 
 from pfpyro import __version__
 from pfpyro.atomic import atomic_write, atomic_write_text
-from pfpyro.baselines import LinearConfig, fit_baseline
+from pfpyro.baselines import fit_baseline
 from pfpyro.baselines.ls import CAPPED_TASKS as LS_CAPPED_TASKS
 from pfpyro.config import PF_MODELS, ExperimentConfig, config_from_dict
 from pfpyro.data.batch import PairTensors
@@ -40,7 +40,7 @@ from pfpyro.data.partition import validation_split as carve_validation
 from pfpyro.data.paths import data_root
 from pfpyro.encode import FeatureCache, WordEncoder
 from pfpyro.errors import ConfigError
-from pfpyro.evaluate import reliability_diagram, score_pair, sentence_entropy
+from pfpyro.evaluate import headline_score, reliability_diagram, score_pair, sentence_entropy
 from pfpyro.features import ALL, FeatureStore, Pair
 from pfpyro.infer import PFPredictor, train
 from pfpyro.predictor import TokenPredictor
@@ -154,11 +154,6 @@ def source_tensors(setup: Setup, train_tensors: dict[Pair, PairTensors]) -> dict
     return out
 
 
-def headline_score(task: str, probs: torch.Tensor, labels: torch.Tensor, mask) -> float:
-    """The task's headline metric (POS accuracy, NER span F1): what selection maximises."""
-    return score_pair(task, probs.float().cpu(), labels, mask)["score"]
-
-
 def validation_split(setup: Setup, partition_name: str, partition: Partition) -> Partition:
     """The selection split of ``partition``: seen (+ extra-language) pairs to train on and
     the validation pairs (``heldout``) to score zero-shot. Seeded, the same for every model."""
@@ -180,8 +175,8 @@ class Fitted:
     """A unit's predictors by reported name, and how long it trained."""
 
     predictors: dict[str, TokenPredictor]
-    selected: float  # PF: the SVI step; baselines: epochs
-    epochs: float  # passes over the seen training data of the final fit
+    selected: float | None = None  # PF: the SVI step; baselines: epochs (None: not known)
+    epochs: float | None = None  # passes over the seen training data of the final fit
     validation: float | None = None  # the zero-shot validation score of the selected length
 
 
@@ -248,24 +243,35 @@ def _fit_predictors(
         epochs = steps * train_config.batch_size / seen_sentences
         validation_score = chosen.best_score if zero_shot else None
         return Fitted({model: plugin, f"{model}-bma": bma}, float(steps), epochs, validation_score)
-    settings, validation_score = dict(config.baselines), None
-    if zero_shot:
-        settings["epochs"], validation_score = _select_baseline_epochs(
-            setup, model, seed, select_train, validation
-        )
-    english = source_tensors(setup, train_tensors) if model == "ls" else None
-    extra = {"capped_tasks": ()} if model == "ls" else {}
-    predictor = fit_baseline(
+    if not zero_shot:  # seen-dev early stopping: each classifier stops on its own
+        return Fitted({model: _fit_baseline(setup, model, train_tensors, dev_tensors, seed)})
+    epochs, validation_score = _select_baseline_epochs(setup, model, seed, select_train, validation)
+    predictor = _fit_baseline(setup, model, train_tensors, None, seed, epochs=epochs)
+    return Fitted({model: predictor}, float(epochs), float(epochs), validation_score)
+
+
+def _fit_baseline(
+    setup: Setup,
+    model: str,
+    train_tensors: dict[Pair, PairTensors],
+    dev_tensors: dict[Pair, PairTensors] | None,
+    seed: int,
+    **settings,
+) -> TokenPredictor:
+    """Fit baseline ``model`` with the config's settings (``settings`` override them); LS gets
+    its source data from :func:`source_tensors`, which applies the source cap, so LS itself
+    caps nothing again."""
+    extra = {}
+    if model == "ls":
+        extra = {"english_train": source_tensors(setup, train_tensors), "capped_tasks": ()}
+    return fit_baseline(
         model,
         train_tensors,
         dev_tensors or None,
-        english_train=english,
         seed=seed,
         **extra,
-        **settings,
+        **{**setup.config.baselines, **settings},
     )
-    used = float(settings.get("epochs", LinearConfig().epochs))
-    return Fitted({model: predictor}, used, used, validation_score)
 
 
 def _select_baseline_epochs(
@@ -285,14 +291,9 @@ def _select_baseline_epochs(
     scored = {p: t for p, t in validation.items() if model != "ls" or p[1] != source}
     if not scored:
         return candidates[-1], None
-    english = source_tensors(setup, select_train) if model == "ls" else None
-    extra = {"capped_tasks": ()} if model == "ls" else {}
     best, best_score = candidates[-1], None
     for epochs in candidates:
-        settings = {**config.baselines, "epochs": epochs}
-        predictor = fit_baseline(
-            model, select_train, None, english_train=english, seed=seed, **extra, **settings
-        )
+        predictor = _fit_baseline(setup, model, select_train, None, seed, epochs=epochs)
         values = [
             headline_score(
                 task, _predict(predictor, task, lang, t.features.float(), t.mask), t.labels, t.mask
@@ -344,10 +345,11 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
                 entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
     elapsed = time.perf_counter() - started
     rows.append((model, partition_name, seed, "all", "all", "seconds", elapsed))
-    rows.append((model, partition_name, seed, "all", "all", "selected", fitted.selected))
-    rows.append((model, partition_name, seed, "all", "all", "epochs", fitted.epochs))
-    if fitted.validation is not None:
-        rows.append((model, partition_name, seed, "all", "all", "validation", fitted.validation))
+    for metric in ("selected", "epochs", "validation"):
+        if getattr(fitted, metric) is not None:
+            rows.append(
+                (model, partition_name, seed, "all", "all", metric, getattr(fitted, metric))
+            )
     out = setup.out_dir
     stem = f"{partition_name}_seed{seed}_{model}"
     ent = pd.DataFrame(entropy_rows, columns=[*UNIT_COLUMNS[:5], "sentence", "entropy"])

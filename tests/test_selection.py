@@ -20,8 +20,8 @@ from pfpyro.data.batch import PairTensors
 from pfpyro.data.partition import constraint_violations, explicit_partition, validation_split
 from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError
-from pfpyro.evaluate import score_pair
-from pfpyro.experiment import Setup, headline_score, run_unit
+from pfpyro.evaluate import headline_score, score_pair
+from pfpyro.experiment import Setup, run_unit
 from pfpyro.features import FeatureStore, PairData, SealedPairError
 
 TASKS = ("pos", "ner", "dep")
@@ -179,3 +179,14 @@ def test_zero_shot_study_configs_load_and_match_their_generator(tmp_path, monkey
         config = load_config(folder / name)
         assert config.selection.mode == "zero-shot"
         assert not set(config.selection.extra_languages) & set(config.data.languages)
+
+
+@pytest.mark.parametrize(("task", "classes"), [("pos", 17), ("ner", 7)])
+def test_headline_score_is_score_pairs_headline(task, classes):
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.rand(6, 9, classes, generator=generator).softmax(-1)
+    labels = torch.randint(classes, (6, 9), generator=generator)
+    mask = torch.rand(6, 9, generator=generator) > 0.2
+    assert (
+        headline_score(task, probs, labels, mask) == score_pair(task, probs, labels, mask)["score"]
+    )

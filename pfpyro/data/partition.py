@@ -156,12 +156,7 @@ def random_partition(pairs: Iterable[Pair], seed: int, heldout_fraction: float =
     pool = sorted(_unique(pairs))
     order = list(pool)
     random.Random(seed).shuffle(order)
-    return _carve(pool, order, int(heldout_fraction * len(pool)))
-
-
-def _carve(pool: Sequence[Pair], order: Sequence[Pair], target: int) -> Partition:
-    """Walking ``order``, hold out pairs of ``pool`` until ``target`` are held out, each only
-    when the constraint still holds for it and for those already held out."""
+    target = int(heldout_fraction * len(pool))
     seen = set(pool)
     heldout: list[Pair] = []
     for pair in order:

@@ -18,7 +18,7 @@ from pfpyro.evaluate.metrics import (
     token_f1,
     token_prf,
 )
-from pfpyro.evaluate.scoring import HEADLINE, score_pair
+from pfpyro.evaluate.scoring import HEADLINE, headline_score, score_pair
 from pfpyro.evaluate.uncertainty import (
     ReliabilityDiagram,
     brier_score,
@@ -43,6 +43,7 @@ __all__ = [
     "correlate_by_group",
     "entropy_score_correlation",
     "expected_calibration_error",
+    "headline_score",
     "ids_to_tags",
     "is_valid_bio",
     "mean_entropy",

@@ -45,6 +45,23 @@ NER_KEYS: tuple[str, ...] = (
 )
 
 
+def headline_score(
+    task: str,
+    probs: Tensor | np.ndarray,
+    gold_labels: Tensor | np.ndarray,
+    mask: Tensor | np.ndarray,
+) -> float:
+    """The task's headline metric alone (:data:`HEADLINE`: POS accuracy, NER span F1 of the
+    argmax): what model selection maximises, without the rest of :func:`score_pair`."""
+    labels = label_set(task)
+    gold = torch.as_tensor(gold_labels).long()
+    mask = torch.as_tensor(mask).bool()
+    pred = torch.as_tensor(probs).argmax(-1).cpu()
+    if HEADLINE[task] == "span_f1":
+        return span_prf(ids_to_tags(gold, mask, labels), ids_to_tags(pred, mask, labels)).f1
+    return token_accuracy(gold, pred, mask)
+
+
 def score_pair(
     task: str,
     probs: Tensor | np.ndarray,
