@@ -6,7 +6,9 @@ English training data is cut, by a seeded random draw, to the total size of the 
 languages' NER training data, so that LS sees no more NER data than the PF model does (paper
 footnote 12). The paper counts "training examples"; we cap sentences by default, and words on
 request (``cap_unit="words"``). Another source language can be named by keying its tensors
-``(task, lang)``.
+``(task, lang)``. The experiment runner fetches the source data already capped this way
+(``pfpyro.experiment.source_tensors``, reading :data:`CAPPED_TASKS`) and passes
+``capped_tasks=()``, so the cap is drawn once.
 """
 
 from __future__ import annotations
