@@ -61,6 +61,14 @@ def test_validation_takes_both_tasks_when_it_can():
         assert {task for task, _ in split.heldout} == {"pos", "ner"}
 
 
+def test_a_single_validation_pair_comes_from_either_task_by_seed():
+    # the seed decides which task takes the first turn: no task is validated by default
+    seen = [("pos", "a"), ("ner", "b")]
+    extra = [("pos", "en"), ("ner", "en")]
+    tasks = {validation_split(seen, 1, seed, extra=extra).heldout[0][0] for seed in range(10)}
+    assert tasks == {"pos", "ner"}
+
+
 def test_the_paper_layout_needs_extra_languages():
     # one seen task per language: no pair can be validated without losing its language
     seen = [("pos", "a"), ("ner", "b"), ("pos", "c")]
@@ -152,8 +160,11 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
     reads = [(t, x, split) for t, x, split, _ in store.asked if (t, x) in heldout]
     assert reads and all(split == "test" for _, _, split in reads)
     assert all(not sealed for t, x, _, sealed in store.asked if (t, x) in heldout)
-    # selection ran sealed, and read an English validation pair's dev data
-    assert any(sealed and lang == "en" and split == "dev" for _, lang, split, sealed in store.asked)
+    # selection ran sealed, and read the dev data of a validation pair (of "c" or "en", the
+    # languages with two pairs: the only ones that can lend one)
+    assert any(
+        sealed and lang in ("c", "en") and split == "dev" for _, lang, split, sealed in store.asked
+    )
     metrics = dict(zip(frame["metric"], frame["value"], strict=False))
     assert metrics["selected"] >= 1 and metrics["epochs"] > 0
     assert 0.0 <= metrics["validation"] <= 1.0
@@ -172,13 +183,14 @@ def test_zero_shot_study_configs_load_and_match_their_generator(tmp_path, monkey
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "HERE", tmp_path)
     module.main()
-    written = sorted(p.name for p in tmp_path.glob("*.yaml"))
-    assert written == sorted(p.name for p in folder.glob("*.yaml"))
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.yaml"))
+    assert written == sorted(p.relative_to(folder) for p in folder.rglob("*.yaml"))
+    assert any(p.parent.name == "grid" for p in written)
     for name in written:
         assert (tmp_path / name).read_text() == (folder / name).read_text()
         config = load_config(folder / name)
         assert config.selection.mode == "zero-shot"
-        assert not set(config.selection.extra_languages) & set(config.data.languages)
+        assert not set(config.selection.extra_languages) & set(config.data.languages or [])
 
 
 @pytest.mark.parametrize(("task", "classes"), [("pos", 17), ("ner", 7)])

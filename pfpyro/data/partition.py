@@ -200,7 +200,9 @@ def validation_split(
     if eligible is not None:
         allowed = set(_unique(eligible))
         order = [pair for pair in order if pair in allowed]
-    queues = {task: [p for p in order if p[0] == task] for task in sorted({t for t, _ in order})}
+    # The shuffled order also decides which task takes the first turn (one pair: either task).
+    turns = list(dict.fromkeys(task for task, _ in order))
+    queues = {task: [p for p in order if p[0] == task] for task in turns}
     seen_now, held = set(pool), []
     while len(held) < count and any(queues.values()):
         for queue in queues.values():  # tasks take turns; each takes its next valid pair

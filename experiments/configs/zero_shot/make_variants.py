@@ -1,10 +1,16 @@
-"""Writes the zero-shot selection study's configs (one per PF variant, plus the baselines).
+"""Writes the zero-shot selection studies' configs (one per PF variant, plus the baselines).
 
 Every config is the demo's languages and partition with ``selection: zero-shot``: four
 validation pairs carved from the seen pairs plus four selection-only languages (hu, id, mt,
 ug), each of which keeps its other task in training. The variant that the README reports as
 chosen is the one with the best zero-shot validation score; the held-out scores are printed
 beside it but take no part in the choice.
+
+The same variants on the paper's grid (``grid/``: 33 languages, both partitions, PF-d and
+PF-lr, 3 seeds, the caps of ``paper.yaml``). Its partitions see one task per target language,
+so English (the LS source, with both tasks) is the only selection-only language and gives the
+one validation pair per fold; the carve seed (2) is the first that validates a different
+task in each of the two folds, so that both tasks steer selection.
 
     python experiments/configs/zero_shot/make_variants.py
 """
@@ -16,6 +22,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+CONFIGS = Path(__file__).resolve().parents[1]
 
 BASE = {
     "data": {
@@ -56,15 +63,44 @@ VARIANTS = {
     "residual-small-decay": {"hypernet": "residual", "offset_scale": 0.1, "weight_decay": 0.01},
     "shared-beta10": {"kl_beta": 10.0},
 }
+GRID_VARIANTS = ("shared", "blocked", "residual", "residual-small")
+GRID_SELECTION = {
+    "mode": "zero-shot",
+    "validation_pairs": 1,
+    "seed": 2,
+    "extra_languages": ["en"],
+    "baseline_epochs": [2, 5, 10, 20, 30],
+}
+
+
+def write_study(
+    folder: Path, base: dict, train: dict, variants: dict, pf_models: list[str], prefix: str
+) -> None:
+    """One config for the four baselines, one per PF variant, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    baselines = {**base, "name": f"{prefix}-baselines", "train": train}
+    baselines["models"] = ["ns", "ls", "jm", "bea"]
+    (folder / "baselines.yaml").write_text(yaml.safe_dump(baselines, sort_keys=False))
+    for name, extra in variants.items():
+        config = {**base, "name": f"{prefix}-{name}", "train": {**train, **extra}}
+        config["models"] = pf_models
+        (folder / f"pf-{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def grid_base() -> tuple[dict, dict]:
+    """The paper grid's config (``paper.yaml``) under zero-shot selection, checked every 100
+    steps; returns (everything but ``train`` and ``models``, ``train``)."""
+    paper = yaml.safe_load((CONFIGS / "paper.yaml").read_text())
+    paper = {k: v for k, v in paper.items() if k not in ("name", "models")}
+    train = {**paper.pop("train"), "eval_every": 100}
+    return {**paper, "selection": GRID_SELECTION}, train
 
 
 def main() -> None:
-    baselines = {**BASE, "name": "zs-baselines", "train": TRAIN}
-    baselines["models"] = ["ns", "ls", "jm", "bea"]
-    (HERE / "baselines.yaml").write_text(yaml.safe_dump(baselines, sort_keys=False))
-    for name, extra in VARIANTS.items():
-        config = {**BASE, "name": f"zs-{name}", "train": {**TRAIN, **extra}, "models": ["pf-d"]}
-        (HERE / f"pf-{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_study(HERE, BASE, TRAIN, VARIANTS, ["pf-d"], "zs")
+    base, train = grid_base()
+    variants = {name: VARIANTS[name] for name in GRID_VARIANTS}
+    write_study(HERE / "grid", base, train, variants, ["pf-d", "pf-lr"], "zs-grid")
 
 
 if __name__ == "__main__":
