@@ -9,13 +9,14 @@ are gathered into ``results.csv``, Table 1, per-pair tables and the figures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,14 @@ from pfpyro import __version__
 from pfpyro.atomic import atomic_write, atomic_write_text
 from pfpyro.baselines import fit_baseline
 from pfpyro.baselines.ls import CAPPED_TASKS as LS_CAPPED_TASKS
-from pfpyro.config import PF_MODELS, ExperimentConfig, config_from_dict
+from pfpyro.baselines.uriel import lang2vec_code, uriel_similarity
+from pfpyro.config import (
+    PF_GUIDES,
+    PF_MODELS,
+    ExperimentConfig,
+    check_model_sections,
+    config_from_dict,
+)
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.data.partition import (
@@ -91,7 +99,11 @@ def prepare(
     if missing:
         raise ConfigError(f"{config.source}: languages not in the catalog: {', '.join(missing)}")
     pairs = [p for p in catalog.pairs() if p[1] in languages]
-    partitions = build_partitions(config, pairs, languages)
+    try:
+        partitions = build_partitions(config, pairs, languages)
+    except ConfigError as error:
+        raise ConfigError(f"{config.source or 'config'}: partition: {error}") from None
+    check_before_work(config, catalog, partitions)
     encoder = WordEncoder(
         config.encoder.name,
         device=config.encoder.device,
@@ -102,6 +114,40 @@ def prepare(
     )
     store = FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
     return Setup(config, out_dir, catalog, store, languages, partitions, progress)
+
+
+def check_before_work(
+    config: ExperimentConfig, catalog: Catalog, partitions: list[tuple[str, Partition]]
+) -> None:
+    """What a run needs, checked before the encoder is built: the training and baseline
+    settings (each PF model's guide included), the LS source and the selection-only
+    languages in the catalog, and (zero-shot selection) each partition's validation pairs.
+    A mistake costs a second, not an encoding pass."""
+    where = config.source or "config"
+    check_model_sections(config, where)
+    try:
+        config.train_config(config.seeds[0]).validate()  # the section as written
+        for model in set(config.models) & set(PF_MODELS):  # as each PF model trains
+            config.train_config(config.seeds[0], guide=PF_GUIDES[model]).validate()
+    except ConfigError as error:
+        raise ConfigError(f"{where}: train: {error}") from None
+    needed = set(config.selection.extra_languages)
+    if "ls" in config.models:
+        needed.add(config.data.source_language)
+    missing = sorted(needed - set(catalog.languages()))
+    if missing:
+        raise ConfigError(f"{where}: languages not in the catalog: {', '.join(missing)}")
+    if config.selection.mode == "zero-shot":
+        for name, partition in partitions:
+            validation_split(config, catalog, name, partition)
+    if "ns" in config.models:  # NS compares languages by URIEL: each needs a code it knows
+        for lang in sorted({lang for _, p in partitions for _, lang in p.pairs}):
+            lang2vec_code(lang, catalog.language_table)
+
+
+def catalog_similarity(catalog: Catalog) -> Callable[[str, str], float]:
+    """NS's similarity, with each language's URIEL code from ``catalog``."""
+    return functools.partial(uriel_similarity, languages=catalog.language_table)
 
 
 def run_record(setup: Setup) -> dict:
@@ -154,19 +200,21 @@ def source_tensors(setup: Setup, train_tensors: dict[Pair, PairTensors]) -> dict
     return out
 
 
-def validation_split(setup: Setup, partition_name: str, partition: Partition) -> Partition:
+def validation_split(
+    config: ExperimentConfig, catalog: Catalog, partition_name: str, partition: Partition
+) -> Partition:
     """The selection split of ``partition``: seen (+ extra-language) pairs to train on and
     the validation pairs (``heldout``) to score zero-shot. Seeded, the same for every model."""
-    selection = setup.config.selection
-    extra = [p for p in setup.catalog.pairs() if p[1] in selection.extra_languages]
-    with_dev = [p for p in [*partition.seen, *extra] if setup.catalog.files(*p, "dev", "seen")]
+    selection = config.selection
+    extra = [p for p in catalog.pairs() if p[1] in selection.extra_languages]
+    with_dev = [p for p in [*partition.seen, *extra] if catalog.files(*p, "dev", "seen")]
     return carve_validation(
         partition.seen,
         selection.validation_pairs,
         selection.seed,
         extra=extra,
         eligible=with_dev,
-        source=f"{setup.config.source or 'config'} ({partition_name})",
+        source=f"{config.source or 'config'} ({partition_name})",
     )
 
 
@@ -195,11 +243,11 @@ def _fit_predictors(
         train_tensors = store.split_tensors(seen, "train", "seen")
         dev_tensors = {} if zero_shot else store.split_tensors(seen, "dev", "seen")
         if zero_shot:
-            split = validation_split(setup, partition_name, partition)
+            split = validation_split(config, setup.catalog, partition_name, partition)
             select_train = store.split_tensors(list(split.seen), "train", "seen")
             validation = store.split_tensors(list(split.heldout), "dev", "seen")
     if model in PF_MODELS:
-        guide = "lr" if model == "pf-lr" else "d"
+        guide = PF_GUIDES[model]
         stem = f"{partition_name}_seed{seed}_{model}"
         run_dir = setup.out_dir / "train" / stem
         train_config = config.train_config(seed, guide=guide, progress=setup.progress)
@@ -264,6 +312,8 @@ def _fit_baseline(
     extra = {}
     if model == "ls":
         extra = {"english_train": source_tensors(setup, train_tensors), "capped_tasks": ()}
+    if model == "ns":  # URIEL codes from the run's catalog (its ``languages:`` section)
+        extra = {"similarity": catalog_similarity(setup.catalog)}
     return fit_baseline(
         model,
         train_tensors,
@@ -444,8 +494,14 @@ def run_experiment(
     from pfpyro.report import table1, table1_markdown
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if "seed" in config.train:
+        log.warning(
+            "%s: train.seed is ignored by an experiment, which runs each of seeds %s",
+            config.source or "config",
+            config.seeds,
+        )
     setup = prepare(config, out_dir, data=data, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
     record = run_record(setup)
     previous = out_dir / "run.json"
     if previous.exists():

@@ -194,12 +194,28 @@ def test_tiny_catalog_loads_and_concatenates(tmp_path):
         ({"pos": {False: GOOD}}, {}, "not a string"),  # YAML reads an unquoted `no:` as false
         ({"pos": {"xx": GOOD}}, {"target_languages": ["zz"]}, "no pairs for zz"),
         ({"pos": {"xx": GOOD}}, {"version": 2}, "unknown key.*version"),
+        ({"pos": {"xx": GOOD}}, {"languages": ["xx"]}, "'languages' must map codes"),
+        ({"pos": {"xx": GOOD}}, {"languages": {"xx": {"uriel": "x1"}}}, "languages.xx: 'uriel'"),
+        (
+            {"pos": {"xx": GOOD}},
+            {"languages": {"xx": {"uriel": "wol", "nmae": "W"}}},
+            r"languages.xx: unknown key\(s\) nmae \(did you mean name\?\)",
+        ),
     ],
 )
 def test_catalog_validation_errors(tmp_path, pairs, top, message):
     path = tiny_catalog(tmp_path, pairs, **top)
     with pytest.raises(ConfigError, match=message):
         Catalog.load(path, tmp_path)
+
+
+def test_the_language_table_reads_the_catalog_then_the_shipped_one(tmp_path):
+    path = tiny_catalog(tmp_path, {"pos": {"xx": GOOD}}, languages={"xx": {"uriel": "WOL"}})
+    catalog = Catalog.load(path, tmp_path)
+    assert catalog.uriel_code("xx") == "wol"  # lower-cased
+    assert catalog.uriel_code("fi") == "fin"  # from the shipped catalog
+    with pytest.raises(ConfigError, match=r"language 'yy' has no entry under 'languages:'"):
+        catalog.uriel_code("yy")
 
 
 def test_missing_or_broken_catalog_file(tmp_path):

@@ -500,6 +500,11 @@ def test_own_corpora_catalog_and_config(monkeypatch, capsys):
     assert sentences and all(len(s.words) == len(s.labels) for s in sentences)
     ((_, partition),) = build_partitions(config, catalog.pairs(), config.data.languages)
     assert partition.heldout == (("ner", "de"),)
+    # German is unknown to the shipped catalog: its URIEL code comes from this catalog's table
+    from pfpyro.baselines.uriel import lang2vec_code, language_family
+
+    assert lang2vec_code("de", catalog.language_table) == "deu"
+    assert language_family("de", catalog.language_table) == language_family("en")
 
 
 # -- notebooks ----------------------------------------------------------------------------------

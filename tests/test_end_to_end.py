@@ -140,3 +140,73 @@ def test_encode_caches_every_split_a_config_uses(config, capsys):
     assert ("pos", "tr", "train", "seen") in listed and ("ner", "wo", "test", "heldout") in listed
     assert not any(split == "test" and role == "seen" for _, _, split, role in listed)
     assert lines[-1].startswith("cached the features of")
+
+
+def test_a_catalog_can_add_languages_the_package_never_heard_of(config, tmp_path, data_root):
+    """tr, vi and wo renamed xtr, xvi and xwo in a catalog of the user's own, with their URIEL
+    codes in its ``languages:`` section: every model, NS included, runs end to end."""
+    from pfpyro.data.catalog import default_catalog_path
+
+    shipped = yaml.safe_load(default_catalog_path().read_text(encoding="utf-8"))
+    rename = {"tr": "xtr", "vi": "xvi", "wo": "xwo", "en": "en"}
+    pairs = {
+        task: {rename[lang]: spec for lang, spec in langs.items() if lang in rename}
+        for task, langs in shipped["pairs"].items()
+    }
+    catalog = tmp_path / "mine.yaml"
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "target_languages": ["xtr", "xvi", "xwo"],
+                "languages": {
+                    "xtr": {"uriel": "tur", "name": "Turkish, renamed"},
+                    "xvi": {"uriel": "vie", "name": "Vietnamese, renamed"},
+                    "xwo": {"uriel": "wol", "name": "Wolof, renamed"},
+                },
+                "pairs": pairs,
+            }
+        ),
+        encoding="utf-8",
+    )
+    values = {**TINY, "data": {**TINY["data"], "languages": None, "catalog": str(catalog)}}
+    mine = tmp_path / "mine-config.yaml"
+    mine.write_text(yaml.safe_dump(values), encoding="utf-8")
+    out = tmp_path / "run"
+    assert (
+        pfpyro(["experiment", str(mine), "--out", str(out), "--data", str(data_root), "--quiet"])
+        == 0
+    )
+    scored = pd.read_csv(out / "results.csv")
+    scored = scored[scored["task"] != "all"]
+    assert set(scored["lang"]) <= {"xtr", "xvi", "xwo"} and len(set(scored["lang"])) >= 2
+    assert {*ALL_MODELS, "pf-d-bma", "pf-lr-bma"} == set(scored["model"])
+
+
+def test_a_catalog_language_without_a_uriel_code_stops_ns_before_any_work(
+    tmp_path, data_root, capsys
+):
+    from pfpyro.data.catalog import default_catalog_path
+
+    shipped = yaml.safe_load(default_catalog_path().read_text(encoding="utf-8"))
+    rename = {"tr": "xtr", "vi": "xvi", "wo": "xwo", "en": "en"}
+    pairs = {
+        task: {rename[lang]: spec for lang, spec in langs.items() if lang in rename}
+        for task, langs in shipped["pairs"].items()
+    }
+    catalog = tmp_path / "mine.yaml"
+    languages = {"xtr": {"uriel": "tur"}, "xvi": {"uriel": "vie"}, "xwo": {"uriel": "qqq"}}
+    target = ["xtr", "xvi", "xwo"]
+    catalog.write_text(
+        yaml.safe_dump({"target_languages": target, "languages": languages, "pairs": pairs}),
+        encoding="utf-8",
+    )
+    values = {**TINY, "data": {**TINY["data"], "languages": None, "catalog": str(catalog)}}
+    mine = tmp_path / "mine-config.yaml"
+    mine.write_text(yaml.safe_dump(values), encoding="utf-8")
+    code = pfpyro(
+        ["experiment", str(mine), "--out", str(tmp_path / "run"), "--data", str(data_root)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"catalog {catalog}, languages.xwo: URIEL (lang2vec) has no language 'qqq'" in err
+    assert not (tmp_path / "run").exists()

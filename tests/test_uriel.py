@@ -7,7 +7,6 @@ import pytest
 
 from pfpyro.baselines.uriel import (
     FEATURE_SET,
-    LANG2VEC_CODES,
     cosine_similarity,
     family_path,
     lang2vec_code,
@@ -15,6 +14,7 @@ from pfpyro.baselines.uriel import (
     uriel_similarity,
     uriel_vector,
 )
+from pfpyro.data.catalog import LanguageInfo, LanguageTable, shipped_languages
 from pfpyro.errors import ConfigError
 
 # The brief's 34 codes: the paper's 33 targets and English.
@@ -30,7 +30,7 @@ def nearest(lang: str, among: list[str]) -> str:
 
 
 def test_every_project_language_is_mapped_and_known_to_lang2vec():
-    assert sorted(LANG2VEC_CODES) == sorted(PROJECT_LANGS)
+    assert sorted(shipped_languages().entries) == sorted(PROJECT_LANGS)
     for lang in PROJECT_LANGS:
         vector = uriel_vector(lang)
         assert vector.shape == (289,)  # 103 syntax + 28 phonology + 158 inventory features
@@ -51,6 +51,26 @@ def test_unknown_codes_raise_naming_the_code():
         uriel_vector("fin")  # the table takes project codes, not ISO 639-3 ones
     with pytest.raises(ConfigError, match="'qq'"):
         language_family("qq")
+
+
+def test_a_language_the_package_never_heard_of_comes_from_the_catalogs_table(tmp_path):
+    table = LanguageTable(tmp_path / "mine.yaml", {"xwo": LanguageInfo("xwo", "wol", "Wolof")})
+    assert lang2vec_code("xwo", table) == "wol"
+    assert np.array_equal(uriel_vector("xwo", languages=table), uriel_vector("wo"))
+    assert language_family("xwo", table) == language_family("wo")
+    assert lang2vec_code("fi", table) == "fin"  # the shipped table fills in
+    with pytest.raises(
+        ConfigError, match=r"mine.yaml: language 'xyz' has no entry under 'languages:'"
+    ):
+        uriel_vector("xyz", languages=table)
+
+
+def test_a_code_uriel_lacks_names_the_catalog_file_and_entry(tmp_path):
+    table = LanguageTable(tmp_path / "mine.yaml", {"zz": LanguageInfo("zz", "qqq")})
+    with pytest.raises(
+        ConfigError, match=r"catalog .*mine.yaml, languages.zz: URIEL .* no language 'qqq'"
+    ):
+        uriel_vector("zz", languages=table)
 
 
 def test_a_feature_set_with_gaps_raises_instead_of_zero_filling():

@@ -39,7 +39,7 @@ import yaml
 from pfpyro.atomic import atomic_write_text
 from pfpyro.baselines.uriel import language_family
 from pfpyro.config import load_config
-from pfpyro.data.catalog import Catalog, default_catalog_path
+from pfpyro.data.catalog import Catalog, LanguageTable, default_catalog_path
 from pfpyro.data.paths import data_root
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.experiment import build_partitions
@@ -67,12 +67,14 @@ def candidate_languages(catalog: Catalog) -> list[str]:
     ]
 
 
-def group_by_family(langs: Sequence[str]) -> list[list[str]]:
-    """The languages grouped by top-level family: largest family first, then by family name;
-    languages sorted by code within a family."""
+def group_by_family(
+    langs: Sequence[str], languages: LanguageTable | None = None
+) -> list[list[str]]:
+    """The languages grouped by top-level family (URIEL codes from ``languages``, a catalog's
+    table): largest family first, then by family name; languages sorted by code within one."""
     groups: dict[str, list[str]] = defaultdict(list)
     for lang in langs:
-        groups[language_family(lang)].append(lang)
+        groups[language_family(lang, languages)].append(lang)
     order = sorted(groups, key=lambda family: (-len(groups[family]), family))
     return [sorted(groups[family]) for family in order]
 
@@ -111,7 +113,7 @@ def different_subset(families: Sequence[Sequence[str]], size: int) -> list[str]:
 
 def subsets(catalog: Catalog) -> dict[str, list[str]]:
     """The four subsets of Table 2, by key of :data:`SUBSETS`."""
-    families = group_by_family(candidate_languages(catalog))
+    families = group_by_family(candidate_languages(catalog), catalog.language_table)
     build = {"sim": similar_subset, "dif": different_subset}
     return {key: sorted(build[kind](families, size)) for key, (size, kind, _) in SUBSETS.items()}
 
@@ -130,7 +132,9 @@ def write_configs(base: Path, out: Path, data: str | None = None, seed: int = 0)
         values["partition"] = {"scheme": "random", "seed": seed, "indices": [0], "heldout": []}
         values["models"] = ["pf-lr"]
         path = out / f"{key}.yaml"
-        families = ", ".join(f"{lang} ({language_family(lang)})" for lang in langs)
+        families = ", ".join(
+            f"{lang} ({language_family(lang, catalog.language_table)})" for lang in langs
+        )
         header = f"# Table 2, {SUBSETS[key][2]}: {families}\n"
         atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
         derived = load_config(path)

@@ -21,38 +21,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from pfpyro.config import LinearConfig
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.device import resolve_device
-
-
-@dataclass(frozen=True)
-class LinearConfig:
-    """How a :class:`LinearTagger` is trained; every baseline takes one.
-
-    ``epochs`` passes over the training sentences, at most ``max_steps`` updates in all;
-    ``patience`` epochs without a better dev loss stop training early (only with dev data).
-    ``standardize`` centres and scales each feature by its training mean and std (part of the
-    model, applied again at prediction), which makes Adam's step size mean the same thing for
-    every encoder. ``threads`` caps torch's intra-op threads while training (None: leave them
-    alone): a linear layer on a mini-batch is too small to gain from more, and on a busy
-    2-core machine extra threads made training 30 times slower (measured: 1.8 s vs 53 s).
-    """
-
-    epochs: int = 10
-    lr: float = 5e-3
-    batch_size: int = 32
-    max_steps: int | None = None
-    patience: int = 2
-    weight_decay: float = 0.0
-    standardize: bool = True
-    device: str | None = "cpu"
-    threads: int | None = 1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be positive, lr > 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("max_steps must be positive when given")
 
 
 @dataclass

@@ -31,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from pfpyro.config import load_config
+
+    config = load_config(args.config)  # before the heavy imports: a typo fails at once
+
     from pfpyro.experiment import prepare, source_tensors
 
-    config = load_config(args.config)
     with tempfile.TemporaryDirectory() as scratch:
         setup = prepare(config, Path(scratch), data=args.data, progress=not args.quiet)
     needed: set[tuple[str, str, str, str]] = set()

@@ -31,9 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pfpyro.config import load_config
+
+    config = load_config(args.config)  # before the heavy imports: a typo fails at once
+
     from pfpyro.experiment import run_experiment
 
-    config = load_config(args.config)
     summary = run_experiment(config, args.out, data=args.data, progress=not args.quiet)
     print(summary)
     return 0

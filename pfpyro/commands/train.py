@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pfpyro.config import ExperimentConfig, TrainConfig
 
 EPILOG = """example:
   pfpyro train experiments/configs/demo.yaml --out runs/pf-lr --guide lr
@@ -27,22 +31,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from RUN's checkpoint")
     parser.add_argument("--partition", help="partition name, e.g. paper-0 (default: the first)")
-    parser.add_argument("--seed", type=int, help="seed (default: the config's first)")
-    parser.add_argument("--guide", choices=["lr", "d"], default="lr", help="PF-lr or PF-d")
+    parser.add_argument(
+        "--seed", type=int, help="seed (default: the config's train.seed, else its first seed)"
+    )
+    parser.add_argument(
+        "--guide", choices=["lr", "d"], help="PF-lr or PF-d (default: the config's train.guide)"
+    )
     parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
+def run_train_config(
+    config: ExperimentConfig, args: argparse.Namespace, progress: bool
+) -> TrainConfig:
+    """The run's TrainConfig: the YAML's ``train:`` section, where a flag given on the command
+    line wins (``--guide``, ``--seed``); with neither flag nor ``train.seed``, the seed is the
+    config's first of ``seeds``."""
+    seed = args.seed if args.seed is not None else config.train.get("seed", config.seeds[0])
+    overrides = {"guide": args.guide} if args.guide else {}
+    return config.train_config(seed, progress=progress, **overrides)
+
+
 def run(args: argparse.Namespace) -> int:
-    from pfpyro.atomic import atomic_write_text
     from pfpyro.config import load_config
     from pfpyro.errors import ConfigError
+
+    config = load_config(args.config)  # first, and light: a typo costs a second, not an hour
+
+    train_config = run_train_config(config, args, progress=not args.quiet)
+    seed = train_config.seed
+
+    from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import HEADLINE, score_pair
     from pfpyro.experiment import prepare
     from pfpyro.infer import PFPredictor, train
 
-    config = load_config(args.config)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"{out} is not empty: pass --resume to continue it, or a new --out")
@@ -52,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if name not in names:
         raise ConfigError(f"unknown partition {name!r}; this config has: {', '.join(names)}")
     partition = dict(setup.partitions)[name]
-    seed = config.seeds[0] if args.seed is None else args.seed
     seen = list(partition.seen)
     store = setup.store
     out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "partition": name,
         "seed": seed,
-        "guide": args.guide,
+        "guide": train_config.guide,
         "seen": [list(p) for p in seen],
         "heldout": [list(p) for p in partition.heldout],
     }
@@ -68,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         store.split_tensors(seen, "train", "seen"),
         store.split_tensors(seen, "dev", "seen"),
-        config.train_config(seed, guide=args.guide, progress=not args.quiet),
+        train_config,
         tasks=sorted({t for t, _ in seen + list(partition.heldout)}),
         langs=sorted({x for _, x in seen + list(partition.heldout)}),
         out_dir=out,

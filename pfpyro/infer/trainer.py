@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
+from pfpyro.config import ELBO_NAMES, TrainConfig
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.data.labels import label_set
 from pfpyro.data.partition import constraint_violations
@@ -64,14 +65,13 @@ from pfpyro.infer.checkpoint import (
 from pfpyro.infer.logging import RunLogger
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
-from pfpyro.model.guides import GUIDES, DiagonalGuide, FactorizationGuide, LowRankGuide
-from pfpyro.model.hypernet import HYPERNETWORKS
+from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 from pfpyro.model.kl import kl_lowrank_to_standard
 
 Pair = tuple[str, str]
 
 ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
-PAIR_SAMPLING = ("uniform", "size")
+assert tuple(ELBOS) == ELBO_NAMES
 # Fields that may change between a run and its resumption: they do not touch the arithmetic.
 RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "tensorboard", "progress", "device"})
 
@@ -86,83 +86,6 @@ class NumericalError(PfpyroError):
             f"step {step}, pair {pair[0]}/{pair[1]}: {detail}; training stopped (the last "
             "checkpoint, if any, is untouched)"
         )
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (stored in every checkpoint)."""
-
-    guide: str = "lr"  # "lr" (PF-lr) or "d" (PF-d)
-    rank: int = 10  # k, the low-rank factor's width (PF-lr only)
-    latent_dim: int = 100  # h
-    hidden_dims: tuple[int, ...] = (400, 768, 768, 768, 768)
-    init_variance: float = 1e-3  # f_phi at initialisation
-    standardize: bool = True  # x = (state − mean) / std over the seen training words
-    batch_size: int = 32
-    lr: float = 1e-3
-    clip_norm: float = 10.0  # ClippedAdam: each gradient element clamped to ±clip_norm
-    lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
-    num_particles: int = 3  # vectorised Monte Carlo draws per step
-    elbo: str = "trace"  # "trace" (Trace_ELBO) | "meanfield" (closed-form KL of t and l)
-    kl_beta: float = 1.0  # β: weight of KL(t) + KL(l) against the likelihood (1: the ELBO)
-    hypernet: str = "shared"  # "shared" (the paper's) | "blocked" | "residual" (hypernet.py)
-    offset_scale: float = 1.0  # "residual": the language-dependent offset's scale
-    weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
-    max_steps: int = 10_000
-    eval_every: int = 500
-    patience: int = 10  # evaluations without improvement before stopping
-    pair_sampling: str = "uniform"  # "uniform" | "size"
-    seed: int = 0
-    device: str | None = None  # None or "auto": CUDA when there is one
-    log_every: int = 50
-    tensorboard: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
-
-    def validate(self) -> None:
-        """ConfigError on a value no run can use."""
-        problems = []
-        if self.guide not in GUIDES:
-            problems.append(f"guide {self.guide!r} (known: {', '.join(GUIDES)})")
-        if self.elbo not in ELBOS:
-            problems.append(f"elbo {self.elbo!r} (known: {', '.join(ELBOS)})")
-        if self.pair_sampling not in PAIR_SAMPLING:
-            problems.append(f"pair_sampling {self.pair_sampling!r} (known: uniform, size)")
-        for name in ("rank", "latent_dim", "batch_size", "num_particles", "max_steps"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "log_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.patience < 1:
-            problems.append(f"patience must be at least 1, got {self.patience}")
-        if self.hypernet not in HYPERNETWORKS:
-            problems.append(f"hypernet {self.hypernet!r} (known: {', '.join(HYPERNETWORKS)})")
-        for name in ("kl_beta", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                problems.append(f"{name} must be non-negative, got {getattr(self, name)}")
-        for name in ("init_variance", "lr", "clip_norm", "lr_decay", "offset_scale"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if any(h < 1 for h in self.hidden_dims):
-            problems.append(f"hidden_dims must be positive, got {self.hidden_dims}")
-        if problems:
-            raise ConfigError("invalid training config: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["hidden_dims"] = list(self.hidden_dims)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown training config fields: {', '.join(unknown)}")
-        return cls(**dict(values))
 
 
 @dataclass

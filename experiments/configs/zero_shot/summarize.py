@@ -6,15 +6,24 @@ once, after every choice was made). The PF variant marked "chosen" is the one wi
 validation score; the held-out columns take no part in that choice.
 
     python experiments/configs/zero_shot/summarize.py runs/zero_shot > table.md
+
+With ``--combine OUT``, the baselines' run and each PF model's chosen variant are put
+together in one run folder ``OUT`` (their units copied) and the grid's reports (Table 1,
+per-pair tables, Figures 2-4, calibration) are written there from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from pfpyro.config import config_from_dict
+from pfpyro.experiment import write_reports
 
 HELDOUT = [("pos", "accuracy"), ("ner", "span_f1"), ("ner", "span_f1_valid")]
 
@@ -22,22 +31,28 @@ HELDOUT = [("pos", "accuracy"), ("ner", "span_f1"), ("ner", "span_f1_valid")]
 def build_argparse() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", type=Path, help="the study's output folder (run_study.sh OUT)")
+    parser.add_argument(
+        "--combine", type=Path, help="write the baselines + chosen PF variants' reports here"
+    )
     return parser
 
 
 def gather(runs: Path) -> pd.DataFrame:
+    """A row per (config, model): the unit rows (validation score, selected length, epochs)
+    averaged over the run's partitions and seeds, and the held-out scores averaged over every
+    scored pair of every unit."""
     rows = []
     for results in sorted(runs.glob("*/results.csv")):
         frame = pd.read_csv(results)
         config = results.parent.name
         for model, part in frame.groupby("model"):
-            unit = part[part["task"] == "all"].set_index("metric")["value"]
+            units = part[part["task"] == "all"].groupby("metric")["value"].mean()
             row = {
                 "config": config,
                 "model": model,
-                "validation": unit.get("validation"),
-                "selected": unit.get("selected"),
-                "epochs": unit.get("epochs"),
+                "validation": units.get("validation"),
+                "selected": units.get("selected"),
+                "epochs": units.get("epochs"),
             }
             for task, metric in HELDOUT:
                 values = part[(part["task"] == task) & (part["metric"] == metric)]["value"]
@@ -46,17 +61,55 @@ def gather(runs: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
+    """``chosen``: for each PF model (plug-in rows), the config with the best mean validation
+    score; the held-out columns take no part."""
+    table = table.copy()
+    table["chosen"] = False
+    for model in ("pf-d", "pf-lr"):
+        pf = table[(table["model"] == model) & table["validation"].notna()]
+        if not pf.empty:
+            table.loc[pf["validation"].astype(float).idxmax(), "chosen"] = True
+    return table
+
+
 def main(args: list[str] | None = None) -> int:
     ns = build_argparse().parse_args(args)
     table = gather(ns.runs)
     if table.empty:
         print(f"no results.csv under {ns.runs}", file=sys.stderr)
         return 2
-    pf = table[table["model"] == "pf-d"]
-    chosen = pf.loc[pf["validation"].idxmax(), "config"] if not pf.empty else None
-    table["chosen"] = (table["config"] == chosen) & (table["model"] == "pf-d")
+    table = mark_chosen(table)
     print(markdown(table))
+    if ns.combine:
+        picked = table[table["chosen"]]
+        chosen = dict(zip(picked["model"], picked["config"], strict=True))
+        for path in combine(ns.runs, chosen, ns.combine):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def combine(runs: Path, chosen: dict[str, str], out: Path) -> list[Path]:
+    """One run folder from the ``baselines`` run and, per PF model, the units of its chosen
+    config (``chosen``: model -> config); returns the report files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = json.loads((runs / "baselines" / "run.json").read_text())
+    sources = [(runs / "baselines", ("ns", "ls", "jm", "bea"))]
+    sources += [(runs / config, (model,)) for model, config in sorted(chosen.items())]
+    for folder, models in sources:
+        for unit in (folder / "units").rglob("*.csv"):
+            if unit.stem.rsplit("_", 1)[-1] in models:
+                target = out / unit.relative_to(folder)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(unit, target)
+    if "pf-lr" in chosen:  # Figure 4's language posteriors come from a PF-lr run
+        shutil.copyfile(
+            runs / chosen["pf-lr"] / "language_samples.npz", out / "language_samples.npz"
+        )
+    record["config"]["models"] = ["ns", "ls", "jm", "bea", *sorted(chosen)]
+    record["combined_from"] = {"baselines": "baselines", **chosen}
+    (out / "run.json").write_text(json.dumps(record, indent=2))
+    return write_reports(out, config_from_dict(record["config"]))
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -1,0 +1,140 @@
+"""A whole config is checked before any work, and its settings are honoured.
+
+Every command reads its config first, without importing torch, so a typo is one line with a
+close-match suggestion; what needs the catalog or the model's registries is checked by
+``prepare`` before the encoder is built. The encoder here fails if it is ever constructed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pfpyro.cli import main
+from pfpyro.commands.train import run_train_config
+from pfpyro.config import load_config, unknown_keys_message
+from pfpyro.errors import ConfigError
+
+
+class EncoderMustNotBeBuilt:
+    def __init__(self, *args, **kwargs) -> None:
+        raise AssertionError("the encoder was built before the config was checked")
+
+
+@pytest.fixture
+def no_encoder(monkeypatch):
+    import pfpyro.experiment
+
+    monkeypatch.setattr(pfpyro.experiment, "WordEncoder", EncoderMustNotBeBuilt)
+
+
+def write(tmp_path: Path, values: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+DEMO = {
+    "data": {"languages": ["eu", "fi", "ta", "tr", "vi", "wo", "yo"]},
+    "partition": {"indices": [0]},
+}
+
+
+@pytest.mark.usefixtures("no_encoder")
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"train": {"max_stpes": 10}},
+            r"train: unknown key\(s\) max_stpes \(did you mean max_steps\?\)",
+        ),
+        (
+            {"baselines": {"epoch": 3}},
+            r"baselines: unknown key\(s\) epoch \(did you mean epochs\?\)",
+        ),
+        ({"train": {"lr": "fast"}}, r"train.lr: expected float, found 'fast'"),
+        ({"baselines": {"epochs": 0}}, "baselines: epochs and batch_size must be positive"),
+        ({"selecton": {"mode": "zero-shot"}}, r"selecton \(did you mean selection\?\)"),
+        ({"train": {"guide": "full-rank"}}, "guide 'full-rank'"),
+        (
+            {"selection": {"mode": "zero-shot", "extra_languages": ["xx"]}},
+            "languages not in the catalog: xx",
+        ),
+        ({"selection": {"mode": "zero-shot", "validation_pairs": 1}}, "allows only 0 validation"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "experiment"])
+def test_a_bad_config_exits_2_with_one_line_before_any_encoding(
+    tmp_path, capsys, values, message, command, data_root
+):
+    config = write(tmp_path, {**DEMO, **values})
+    assert (
+        main([command, str(config), "--out", str(tmp_path / "run"), "--data", str(data_root)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(config) in err
+    assert re.search(message, err), err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_a_typo_is_reported_without_importing_torch(tmp_path):
+    config = write(tmp_path, {"train": {"max_stpes": 10}})
+    code = (
+        "import sys; from pfpyro.cli import main; "
+        f"rc = main(['train', {str(config)!r}, '--out', {str(tmp_path / 'run')!r}]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "did you mean max_steps?" in done.stderr
+
+
+def test_the_suggestion_is_the_closest_known_key_or_none():
+    message = unknown_keys_message("f: train", ["latnt_dim", "zzz"], {"latent_dim", "lr"})
+    assert "latnt_dim (did you mean latent_dim?)" in message
+    assert "zzz;" in message and "zzz (" not in message
+
+
+def flags(guide: str | None = None, seed: int | None = None) -> argparse.Namespace:
+    return argparse.Namespace(guide=guide, seed=seed)
+
+
+def test_pfpyro_train_honours_the_configs_guide_and_seed_unless_a_flag_is_given(tmp_path):
+    config = load_config(write(tmp_path, {"train": {"guide": "d", "seed": 7}, "seeds": [3]}))
+    chosen = run_train_config(config, flags(), progress=False)
+    assert (chosen.guide, chosen.seed) == ("d", 7)
+    chosen = run_train_config(config, flags(guide="lr", seed=11), progress=False)
+    assert (chosen.guide, chosen.seed) == ("lr", 11)
+
+
+def test_without_train_seed_pfpyro_train_takes_the_first_of_seeds(tmp_path):
+    config = load_config(write(tmp_path, {"seeds": [3, 4]}))
+    chosen = run_train_config(config, flags(), progress=False)
+    assert (chosen.guide, chosen.seed) == ("lr", 3)  # TrainConfig's default guide
+
+
+def test_configs_built_in_code_are_checked_by_prepare(tmp_path, no_encoder, data_root):
+    from pfpyro.config import ExperimentConfig
+    from pfpyro.experiment import prepare
+
+    config = ExperimentConfig(train={"max_stpes": 3}, data=load_config(write(tmp_path, DEMO)).data)
+    with pytest.raises(ConfigError, match="did you mean max_steps"):
+        prepare(config, tmp_path / "run", data=str(data_root))
+
+
+@pytest.mark.usefixtures("no_encoder")
+def test_a_partition_that_breaks_the_constraint_names_the_config(tmp_path, capsys, data_root):
+    config = write(tmp_path, {"data": {"languages": ["wo", "yo"]}, "partition": {"indices": [0]}})
+    assert (
+        main(["experiment", str(config), "--out", str(tmp_path / "run"), "--data", str(data_root)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{config}: partition:" in err and "seen in no other task" in err
