@@ -68,6 +68,55 @@ class FittedPosterior:
         self.encoder_config = encoder_config
         self._encoder = None
 
+    def __repr__(self) -> str:
+        """A short summary: sizes, guide, hypernetwork, training, and how far each latent
+        moved from its prior (the mean posterior standard deviation; the prior's is 1)."""
+        config = self.meta.get("config", {})
+        with torch.no_grad(), fresh_param_scope():
+            t_std = self.guide.task_posterior().variance.sqrt().mean().item()
+            l_std = self.guide.language_posterior().variance.sqrt().mean().item()
+        step, best = self.meta.get("step"), self.meta.get("best_step")
+        lines = [
+            f"FittedPosterior: {len(self.tasks)} tasks × {len(self.langs)} languages, "
+            f"h = {self.factorization.latent_dim}, guide {type(self.guide).__name__}, "
+            f"hypernetwork {self.factorization.hypernet_kind}",
+            f"  tasks: {', '.join(self.tasks)}",
+            f"  languages: {', '.join(self.langs)}",
+            f"  posterior std (mean over coordinates; prior 1): t {t_std:.3f}, l {l_std:.3f}",
+        ]
+        if step is not None:
+            trained = f"  trained {step} steps"
+            if best is not None:
+                trained += f", best at step {best}"
+            if config.get("seed") is not None:
+                trained += f", seed {config['seed']}"
+            lines.append(trained)
+        return "\n".join(lines)
+
+    def to_arviz(self, num_samples: int = 1000, seed: int | None = 0):
+        """The posterior of t and l as an ``arviz.InferenceData`` (``pip install
+        pfpyro[arviz]``), drawn from the guide: one chain of ``num_samples`` draws, variables
+        ``t`` (dims task, latent) and ``l`` (dims language, latent) with the names as
+        coordinates, so that ``az.summary`` and ``az.plot_forest`` work as on MCMC output."""
+        try:
+            import arviz as az
+        except ImportError:
+            raise ConfigError("to_arviz() needs ArviZ: pip install 'pfpyro[arviz]'") from None
+        tasks = self.task_samples(num_samples, seed)
+        langs = self.language_samples(num_samples, None if seed is None else seed + 1)
+        t = np.stack([tasks[name] for name in self.tasks], axis=1)[None]  # [chain, draw, n, h]
+        l = np.stack([langs[name] for name in self.langs], axis=1)[None]
+        return az.from_dict(
+            posterior={"t": t, "l": l},
+            coords={
+                "task": list(self.tasks),
+                "language": list(self.langs),
+                "latent": list(range(self.factorization.latent_dim)),
+            },
+            dims={"t": ["task", "latent"], "l": ["language", "latent"]},
+            attrs={"inference_library": "pyro (SVI)", "guide": type(self.guide).__name__},
+        )
+
     @property
     def tasks(self) -> tuple[str, ...]:
         return self.factorization.tasks

@@ -414,6 +414,7 @@ def test_api_tour_on_a_synthetic_run(run_dir, world, one_thread):
         assert all(x >= 0 for row in prediction.entropy for x in row)
     assert np.allclose(np.diag(got["similarity"].to_numpy()), 1.0, atol=1e-5)
     assert len(got["neighbours"]) == 3 and lang not in got["neighbours"].index
+    assert got["idata"].posterior["l"].shape == (1, 1000, len(world.langs), h)
 
 
 # -- reproducing: configs and Table 2 -----------------------------------------------------------

@@ -142,9 +142,10 @@ def test_encode_caches_every_split_a_config_uses(config, capsys):
     assert lines[-1].startswith("cached the features of")
 
 
-def test_a_catalog_can_add_languages_the_package_never_heard_of(config, tmp_path, data_root):
-    """tr, vi and wo renamed xtr, xvi and xwo in a catalog of the user's own, with their URIEL
-    codes in its ``languages:`` section: every model, NS included, runs end to end."""
+def renamed_languages_config(tmp_path: Path, languages: dict) -> Path:
+    """A config of TINY's over a catalog of the user's own, ``mine.yaml``: the shipped tr, vi
+    and wo pairs under the new codes xtr, xvi and xwo (plus English for LS), with
+    ``languages`` as its ``languages:`` section."""
     from pfpyro.data.catalog import default_catalog_path
 
     shipped = yaml.safe_load(default_catalog_path().read_text(encoding="utf-8"))
@@ -154,23 +155,26 @@ def test_a_catalog_can_add_languages_the_package_never_heard_of(config, tmp_path
         for task, langs in shipped["pairs"].items()
     }
     catalog = tmp_path / "mine.yaml"
+    target = ["xtr", "xvi", "xwo"]
     catalog.write_text(
-        yaml.safe_dump(
-            {
-                "target_languages": ["xtr", "xvi", "xwo"],
-                "languages": {
-                    "xtr": {"uriel": "tur", "name": "Turkish, renamed"},
-                    "xvi": {"uriel": "vie", "name": "Vietnamese, renamed"},
-                    "xwo": {"uriel": "wol", "name": "Wolof, renamed"},
-                },
-                "pairs": pairs,
-            }
-        ),
+        yaml.safe_dump({"target_languages": target, "languages": languages, "pairs": pairs}),
         encoding="utf-8",
     )
     values = {**TINY, "data": {**TINY["data"], "languages": None, "catalog": str(catalog)}}
-    mine = tmp_path / "mine-config.yaml"
-    mine.write_text(yaml.safe_dump(values), encoding="utf-8")
+    config = tmp_path / "mine-config.yaml"
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return config
+
+
+def test_a_catalog_can_add_languages_the_package_never_heard_of(config, tmp_path, data_root):
+    """tr, vi and wo renamed xtr, xvi and xwo in a catalog of the user's own, with their URIEL
+    codes in its ``languages:`` section: every model, NS included, runs end to end."""
+    languages = {
+        "xtr": {"uriel": "tur", "name": "Turkish, renamed"},
+        "xvi": {"uriel": "vie", "name": "Vietnamese, renamed"},
+        "xwo": {"uriel": "wol", "name": "Wolof, renamed"},
+    }
+    mine = renamed_languages_config(tmp_path, languages)
     out = tmp_path / "run"
     assert (
         pfpyro(["experiment", str(mine), "--out", str(out), "--data", str(data_root), "--quiet"])
@@ -185,24 +189,9 @@ def test_a_catalog_can_add_languages_the_package_never_heard_of(config, tmp_path
 def test_a_catalog_language_without_a_uriel_code_stops_ns_before_any_work(
     tmp_path, data_root, capsys
 ):
-    from pfpyro.data.catalog import default_catalog_path
-
-    shipped = yaml.safe_load(default_catalog_path().read_text(encoding="utf-8"))
-    rename = {"tr": "xtr", "vi": "xvi", "wo": "xwo", "en": "en"}
-    pairs = {
-        task: {rename[lang]: spec for lang, spec in langs.items() if lang in rename}
-        for task, langs in shipped["pairs"].items()
-    }
-    catalog = tmp_path / "mine.yaml"
     languages = {"xtr": {"uriel": "tur"}, "xvi": {"uriel": "vie"}, "xwo": {"uriel": "qqq"}}
-    target = ["xtr", "xvi", "xwo"]
-    catalog.write_text(
-        yaml.safe_dump({"target_languages": target, "languages": languages, "pairs": pairs}),
-        encoding="utf-8",
-    )
-    values = {**TINY, "data": {**TINY["data"], "languages": None, "catalog": str(catalog)}}
-    mine = tmp_path / "mine-config.yaml"
-    mine.write_text(yaml.safe_dump(values), encoding="utf-8")
+    mine = renamed_languages_config(tmp_path, languages)
+    catalog = tmp_path / "mine.yaml"
     code = pfpyro(
         ["experiment", str(mine), "--out", str(tmp_path / "run"), "--data", str(data_root)]
     )

@@ -50,6 +50,11 @@ def tour(
     similarity = run.language_similarity()  # cosine of posterior means, [m, m] DataFrame
     neighbours = run.nearest_languages(lang, k=3)  # the 3 most similar languages
     # --8<-- [end:similarity]
+    # --8<-- [start:arviz]
+    print(run)  # sizes, guide, how far t and l moved from their prior
+    idata = run.to_arviz(num_samples=1000)  # t [task, latent] and l [language, latent] draws
+    # e.g. arviz.summary(idata, var_names=["l"]); arviz.plot_forest(idata, var_names=["l"])
+    # --8<-- [end:arviz]
     return {
         "run": run,
         "t_means": t_means,
@@ -60,6 +65,7 @@ def tour(
         "bma": averaged,
         "similarity": similarity,
         "neighbours": neighbours,
+        "idata": idata,
     }
 
 

@@ -99,12 +99,7 @@ class LanguageTable:
         """The section of a catalog file, checked, without reading its data files (so the
         shipped catalog's table serves even where no data root exists)."""
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"catalog {path} does not exist") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise ConfigError(f"catalog {path} is not valid YAML: {error}") from None
+        raw = _read_yaml(path)
         section = raw.get("languages") if isinstance(raw, dict) else None
         return cls(path, _parse_languages(f"catalog {path}", section))
 
@@ -135,6 +130,16 @@ class LanguageTable:
 def shipped_languages() -> LanguageTable:
     """The shipped catalog's language table: the default for every catalog."""
     return LanguageTable.read(default_catalog_path())
+
+
+def _read_yaml(path: Path) -> Any:
+    """A catalog file's YAML; ConfigError if it is missing or not YAML."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"catalog {path} does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"catalog {path} is not valid YAML: {error}") from None
 
 
 def _parse_languages(where: str, raw: Any) -> dict[str, LanguageInfo]:
@@ -178,12 +183,7 @@ class Catalog:
         """
         path = Path(path) if path is not None else default_catalog_path()
         root = find_data_root(data_root)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"catalog {path} does not exist") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise ConfigError(f"catalog {path} is not valid YAML: {error}") from None
+        raw = _read_yaml(path)
         return _parse_catalog(path, root, raw)
 
     def pairs(self) -> list[Pair]:

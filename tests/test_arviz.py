@@ -1,0 +1,70 @@
+"""A fitted posterior in ArviZ's format, and its printed summary."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+
+import pfpyro
+from pfpyro.data.synthetic import make_world
+from pfpyro.infer import TrainConfig, train
+
+matplotlib.use("Agg")
+pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    world = make_world(2, 3, latent_dim=2, seed=0)
+    config = TrainConfig(
+        guide="lr",
+        rank=2,
+        latent_dim=2,
+        hidden_dims=(),
+        batch_size=20,
+        max_steps=30,
+        eval_every=10,
+        progress=False,
+    )
+    out = tmp_path_factory.mktemp("arviz") / "run"
+    pairs = world.pairs()
+    train(
+        {p: world.train[p] for p in pairs},
+        {p: world.dev[p] for p in pairs},
+        config,
+        out_dir=out,
+        num_classes=world.num_classes,
+    )
+    return out
+
+
+def test_to_arviz_holds_the_guides_draws_with_named_coordinates(run_dir):
+    import arviz as az
+
+    run = pfpyro.load(run_dir)
+    idata = run.to_arviz(num_samples=400, seed=0)
+    t, l = idata.posterior["t"], idata.posterior["l"]
+    assert t.dims == ("chain", "draw", "task", "latent")
+    assert l.dims == ("chain", "draw", "language", "latent")
+    assert list(t["task"].values) == list(run.tasks)
+    assert list(l["language"].values) == list(run.langs)
+    assert l.shape == (1, 400, len(run.langs), 2)
+    # the draws are the guide's: their mean is the posterior mean within Monte Carlo error
+    _, means = run.posterior_means()
+    for lang in run.langs:
+        drawn = l.sel(language=lang).values.reshape(-1, 2)
+        error = drawn.std(0) / np.sqrt(len(drawn))
+        assert np.all(np.abs(drawn.mean(0) - means[lang]) < 5 * error)
+    summary = az.summary(idata, kind="stats")
+    assert len(summary) == (len(run.tasks) + len(run.langs)) * 2
+    axes = az.plot_forest(idata, var_names=["l"], combined=True)
+    assert len(np.atleast_1d(axes)) >= 1
+    matplotlib.pyplot.close("all")
+
+
+def test_a_fitted_posterior_prints_a_short_summary(run_dir):
+    text = repr(pfpyro.load(run_dir))
+    assert text.startswith("FittedPosterior: 2 tasks × 3 languages, h = 2, guide LowRankGuide")
+    assert "languages: lang0, lang1, lang2" in text
+    assert "posterior std" in text and "trained 30 steps" in text
