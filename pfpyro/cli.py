@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "encoder",
     "encode",
     "train",
+    "extend",
     "predict",
     "experiment",
 )

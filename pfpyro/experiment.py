@@ -92,8 +92,7 @@ def prepare(
     progress: bool = True,
 ) -> Setup:
     """Load the catalog, pick the languages and pairs, build the partitions and the encoder."""
-    root = data_root(data or config.data.root)
-    catalog = Catalog.load(config.data.catalog or default_catalog_path(), root)
+    catalog = load_catalog(config, data)
     languages = config.data.languages or list(catalog.target_languages())
     missing = sorted(set(languages) - set(catalog.languages()))
     if missing:
@@ -104,6 +103,18 @@ def prepare(
     except ConfigError as error:
         raise ConfigError(f"{config.source or 'config'}: partition: {error}") from None
     check_before_work(config, catalog, partitions)
+    store = feature_store(config, catalog, progress)
+    return Setup(config, out_dir, catalog, store, languages, partitions, progress)
+
+
+def load_catalog(config: ExperimentConfig, data: str | None = None) -> Catalog:
+    """The config's catalog over its data root (``data`` overrides ``data.root``)."""
+    root = data_root(data or config.data.root)
+    return Catalog.load(config.data.catalog or default_catalog_path(), root)
+
+
+def feature_store(config: ExperimentConfig, catalog: Catalog, progress: bool) -> FeatureStore:
+    """The config's encoder (cached features) and caps over ``catalog``."""
     encoder = WordEncoder(
         config.encoder.name,
         device=config.encoder.device,
@@ -112,8 +123,7 @@ def prepare(
         cache=FeatureCache(),
         progress=progress,
     )
-    store = FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
-    return Setup(config, out_dir, catalog, store, languages, partitions, progress)
+    return FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
 
 
 def check_before_work(

@@ -132,6 +132,29 @@ def test_predict_names_the_known_languages(config, tmp_path, capsys):
     assert "unknown language 'xx'" in err and "tr, vi, wo" in err and len(err.splitlines()) == 1
 
 
+def test_extend_adds_a_language_to_a_trained_run(config, tmp_path, data_root, capsys):
+    """A run over tr, vi, wo learns Yoruba from its POS data alone; NER in Yoruba is then a
+    zero-shot pair of the extended model, scored, and predicted by `pfpyro predict`."""
+    run = tmp_path / "pf-lr"
+    assert pfpyro(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    extended = tmp_path / "pf-lr+yo"
+    args = ["extend", str(run), "--config", str(config), "--pair", "pos/yo"]
+    code = pfpyro(
+        [*args, "--out", str(extended), "--steps", "40", "--data", str(data_root), "--quiet"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "added yo" in printed and "zero-shot ner\tyo\tspan_f1" in printed
+    text = tmp_path / "input.txt"
+    text.write_text("Ọ̀jọ̀ Ajé ni\n", encoding="utf-8")
+    out = tmp_path / "tagged.tsv"
+    predict = ["predict", str(extended), str(text), "--task", "ner", "--lang", "yo"]
+    assert pfpyro([*predict, "--out", str(out), "--quiet"]) == 0
+    assert len([line for line in out.read_text().splitlines() if line and line[0] != "#"]) == 3
+    again = pfpyro([*args, "--out", str(extended), "--data", str(data_root), "--quiet"])
+    assert again == 2 and "not empty" in capsys.readouterr().err  # nothing overwritten
+
+
 def test_encode_caches_every_split_a_config_uses(config, capsys):
     assert pfpyro(["encode", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
