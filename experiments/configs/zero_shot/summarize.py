@@ -122,8 +122,17 @@ def markdown(table: pd.DataFrame) -> str:
             return "–"
         return f"{value:.2f}" if isinstance(value, float) else str(value)
 
+    def shown(column: str, value) -> str:
+        # validation scores as fractions to 4 decimals: near-ties decide the choice
+        if column == "validation" and isinstance(value, float) and not pd.isna(value):
+            return f"{value:.4f}"
+        return cell(value)
+
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    lines += [
+        "| " + " | ".join(shown(c, v) for c, v in zip(table.columns, row, strict=True)) + " |"
+        for row in table.itertuples(False)
+    ]
     return "\n".join(lines)
 
 
