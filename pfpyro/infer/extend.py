@@ -281,6 +281,45 @@ def _fit(
     """Adam on the new rows only: the gradient of every known row is zeroed before each
     update, so Adam (whose moments then stay zero there) leaves them exactly as they were."""
     by_tensor = {id(params[name]): mask for name, mask in masks.items()}
+    frozen = [value for value in params.values() if id(value) not in by_tensor]
+    for value in frozen:  # no gradient to compute for what stays fixed
+        value.requires_grad_(False)
+    factorization.train(False)  # tells Pyro the frozen tensors are meant to be frozen
+    guide.train(False)
+    try:
+        return _steps(
+            factorization,
+            guide,
+            train,
+            trained,
+            by_tensor,
+            steps,
+            batch_size,
+            lr,
+            num_particles,
+            seed,
+            progress,
+        )
+    finally:
+        for value in frozen:
+            value.requires_grad_(True)
+        factorization.train(True)
+        guide.train(True)
+
+
+def _steps(
+    factorization: ParameterFactorization,
+    guide: FactorizationGuide,
+    train: Mapping[Pair, PairTensors],
+    trained: list[Tensor],
+    by_tensor: dict[int, Tensor],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    num_particles: int,
+    seed: int,
+    progress: bool,
+) -> list[float]:
     optimiser = torch.optim.Adam(trained, lr=lr)
     elbo = Trace_ELBO(
         num_particles=num_particles, vectorize_particles=True, max_plate_nesting=MAX_PLATE_NESTING
