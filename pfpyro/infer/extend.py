@@ -16,10 +16,11 @@ rows of those are trained.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,25 @@ def _copy_known(
     return trained, masks
 
 
+@contextlib.contextmanager
+def _only_training(params: dict[str, Tensor], trained: list[Tensor], *modules) -> Iterator[None]:
+    """Within: every tensor of ``params`` but ``trained`` has no gradient, and ``modules`` are
+    in eval mode (which tells Pyro the frozen tensors are meant to be frozen)."""
+    kept = {id(value) for value in trained}
+    frozen = [value for value in params.values() if id(value) not in kept]
+    for value in frozen:
+        value.requires_grad_(False)
+    for module in modules:
+        module.train(False)
+    try:
+        yield
+    finally:
+        for value in frozen:
+            value.requires_grad_(True)
+        for module in modules:
+            module.train(True)
+
+
 def _fit(
     factorization: ParameterFactorization,
     guide: FactorizationGuide,
@@ -281,79 +301,43 @@ def _fit(
     """Adam on the new rows only: the gradient of every known row is zeroed before each
     update, so Adam (whose moments then stay zero there) leaves them exactly as they were."""
     by_tensor = {id(params[name]): mask for name, mask in masks.items()}
-    frozen = [value for value in params.values() if id(value) not in by_tensor]
-    for value in frozen:  # no gradient to compute for what stays fixed
-        value.requires_grad_(False)
-    factorization.train(False)  # tells Pyro the frozen tensors are meant to be frozen
-    guide.train(False)
-    try:
-        return _steps(
-            factorization,
-            guide,
-            train,
-            trained,
-            by_tensor,
-            steps,
-            batch_size,
-            lr,
-            num_particles,
-            seed,
-            progress,
+    with _only_training(params, trained, factorization, guide):
+        optimiser = torch.optim.Adam(trained, lr=lr)
+        elbo = Trace_ELBO(
+            num_particles=num_particles,
+            vectorize_particles=True,
+            max_plate_nesting=MAX_PLATE_NESTING,
         )
-    finally:
-        for value in frozen:
-            value.requires_grad_(True)
-        factorization.train(True)
-        guide.train(True)
-
-
-def _steps(
-    factorization: ParameterFactorization,
-    guide: FactorizationGuide,
-    train: Mapping[Pair, PairTensors],
-    trained: list[Tensor],
-    by_tensor: dict[int, Tensor],
-    steps: int,
-    batch_size: int,
-    lr: float,
-    num_particles: int,
-    seed: int,
-    progress: bool,
-) -> list[float]:
-    optimiser = torch.optim.Adam(trained, lr=lr)
-    elbo = Trace_ELBO(
-        num_particles=num_particles, vectorize_particles=True, max_plate_nesting=MAX_PLATE_NESTING
-    )
-    pairs = sorted(train)
-    sizes = {pair: len(train[pair]) for pair in pairs}
-    pair_weights, kl_weight = step_weights(sizes, "uniform")
-    generator = torch.Generator().manual_seed(seed)
-    device = factorization.anchor.device
-    losses = []
-    for _ in tqdm(range(steps), desc="extend", disable=not progress, file=sys.stderr):
-        pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
-        index = torch.randperm(sizes[pair], generator=generator)[:batch_size]
-        batch = train[pair].batch(index, device)
-        optimiser.zero_grad()
-        loss = elbo.differentiable_loss(
-            factorization.model,
-            guide,
-            pair[0],
-            pair[1],
-            batch.features,
-            batch.mask,
-            batch.labels,
-            pair_size=sizes[pair],
-            kl_weight=kl_weight,
-            pair_weight=pair_weights[pair],
-        )
-        loss.backward()
-        for value in trained:
-            if value.grad is not None:
-                value.grad[~by_tensor[id(value)]] = 0.0
-        optimiser.step()
-        losses.append(float(loss.detach()))
-    return losses
+        pairs = sorted(train)
+        sizes = {pair: len(train[pair]) for pair in pairs}
+        pair_weights, kl_weight = step_weights(sizes, "uniform")
+        generator = torch.Generator().manual_seed(seed)
+        device = factorization.anchor.device
+        losses = []
+        for _ in tqdm(range(steps), desc="extend", disable=not progress, file=sys.stderr):
+            pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
+            index = torch.randperm(sizes[pair], generator=generator)[:batch_size]
+            batch = train[pair].batch(index, device)
+            optimiser.zero_grad()
+            loss = elbo.differentiable_loss(
+                factorization.model,
+                guide,
+                pair[0],
+                pair[1],
+                batch.features,
+                batch.mask,
+                batch.labels,
+                pair_size=sizes[pair],
+                kl_weight=kl_weight,
+                pair_weight=pair_weights[pair],
+            )
+            loss.backward()
+            for value in trained:
+                if value.grad is not None:
+                    value.grad[~by_tensor[id(value)]] = 0.0
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        return losses
 
 
 def _check_unchanged(
