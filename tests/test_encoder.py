@@ -162,6 +162,17 @@ def test_windows_match_encoding_their_words_alone(fresh: WordEncoder) -> None:
         )
 
 
+def test_a_quiet_encoder_shows_no_progress_bar_of_transformers(offline_dir: Path, capfd) -> None:
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    WordEncoder(OFFLINE_ENCODER, progress=False)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() == before  # the global setting is restored
+    WordEncoder(OFFLINE_ENCODER, progress=True)
+    assert "Loading weights" in capfd.readouterr().err
+
+
 def test_max_subwords_out_of_range_is_a_config_error(offline_dir: Path) -> None:
     from pfpyro.errors import ConfigError
 

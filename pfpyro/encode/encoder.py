@@ -30,11 +30,12 @@ by its size and modification time, so it is computed once per file version.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,7 +246,8 @@ class WordEncoder:
                     f"got {max_subwords}"
                 )
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            self.model = AutoModel.from_pretrained(self.path, config=config)
+            with _transformers_progress(progress):
+                self.model = AutoModel.from_pretrained(self.path, config=config)
         except OSError as error:
             raise ConfigError(f"cannot load encoder {name_or_path!r}: {error}") from error
         if not getattr(self.tokenizer, "is_fast", False):
@@ -370,6 +372,20 @@ class WordEncoder:
                 self.max_subwords,
             )
         return np.split(features, np.cumsum(plan.lengths)[:-1]) if plan.lengths else []
+
+
+@contextlib.contextmanager
+def _transformers_progress(shown: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") on or off within, as they were
+    after: ``progress=False`` (the commands' ``--quiet``) means no bar from anyone."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if shown else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
 
 
 def _word_lists(sentences: Sequence[Words | Sentence]) -> list[list[str]]:
