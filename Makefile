@@ -30,6 +30,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check pfpyro experiments tests
 	$(BIN)/ruff format --check pfpyro experiments tests
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format pfpyro experiments tests

@@ -79,7 +79,7 @@ class FittedPosterior:
         lines = [
             f"FittedPosterior: {len(self.tasks)} tasks × {len(self.langs)} languages, "
             f"h = {self.factorization.latent_dim}, guide {type(self.guide).__name__}, "
-            f"hypernetwork {self.factorization.hypernet_kind}",
+            f"hypernetwork {self.hypernet_name}",
             f"  tasks: {', '.join(self.tasks)}",
             f"  languages: {', '.join(self.langs)}",
             f"  posterior std (mean over coordinates; prior 1): t {t_std:.3f}, l {l_std:.3f}",
@@ -116,6 +116,21 @@ class FittedPosterior:
             dims={"t": ["task", "latent"], "l": ["language", "latent"]},
             attrs={"inference_library": "pyro (SVI)", "guide": type(self.guide).__name__},
         )
+
+    @property
+    def hypernet_name(self) -> str:
+        """The hypernetwork's registered name (its class name for a model built by hand)."""
+        description = self.factorization.description
+        return (
+            description.hypernet.name if description else type(self.factorization.hypernet).__name__
+        )
+
+    def label_names(self, task: str) -> tuple[str, ...]:
+        """The task's labels in id order, as the model was trained on them."""
+        description = self.factorization.description
+        if description is not None:
+            return tuple(description.labels[task])
+        return tuple(str(k) for k in range(self.factorization.num_classes[task]))
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -179,8 +194,7 @@ class FittedPosterior:
                 samples = PFPredictor(f, self.guide).posterior_samples(num_samples)
                 t_i = samples["t"][..., i : i + 1, :]
                 l_j = samples["l"][..., j : j + 1, :]
-                loc, variance = f.hypernet(t_i, l_j, i)
-                theta = (loc + variance.sqrt() * torch.randn_like(loc)).reshape(num_samples, -1)
+                theta = f.sample_theta(t_i, l_j, i).reshape(num_samples, -1)  # θ ~ p(θ | t, l)
             weight, bias = f.head.unpack(theta)
         return weight[..., :c].cpu().numpy(), bias[..., :c].cpu().numpy()
 
@@ -198,7 +212,6 @@ class FittedPosterior:
         ``features`` ([N, T, e]) skips the encoder, e.g. for features computed elsewhere.
         """
         from pfpyro.data.batch import PairTensors
-        from pfpyro.data.labels import label_set
 
         words = [tuple(s) for s in sentences]
         if features is None:
@@ -211,13 +224,13 @@ class FittedPosterior:
         mode = "bma" if bma else "plugin"
         predictor = PFPredictor(self.factorization, self.guide, mode=mode, num_samples=bma or 100)
         probs, entropy = predictor.predict_with_entropy(task, lang, features, mask)
-        names = label_set(task) if task in ("pos", "ner") else None
+        names = self.label_names(task)
         confidence, best = probs.max(-1)
         labels, conf, ent = [], [], []
         for k, sentence in enumerate(words):
             n = len(sentence)
             ids = best[k, :n].tolist()
-            labels.append([names[x] if names else str(x) for x in ids])
+            labels.append([names[x] for x in ids])
             conf.append(confidence[k, :n].tolist())
             ent.append(entropy[k, :n].tolist())
         return Prediction(words, labels, conf, ent, probs)

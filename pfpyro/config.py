@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import importlib.util
+import sys
 import types
 import typing
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,8 @@ import yaml
 
 from pfpyro.errors import ConfigError
 
-PF_MODELS = ("pf-d", "pf-lr")
-PF_GUIDES = {"pf-d": "d", "pf-lr": "lr"}  # the guide each PF model trains
+PF_MODELS = ("pf", "pf-d", "pf-lr")
+PF_GUIDES = {"pf-d": "d", "pf-lr": "lr"}  # the guide pf-d and pf-lr train; "pf": model.guide
 BASELINE_MODELS = ("ns", "ls", "jm", "bea")
 ALL_MODELS = PF_MODELS + BASELINE_MODELS
 
@@ -94,26 +98,109 @@ ELBO_NAMES = ("trace", "meanfield")  # Trace_ELBO | TraceMeanField_ELBO (infer/t
 PAIR_SAMPLING = ("uniform", "size")
 
 
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (stored in every checkpoint)."""
+COMPONENT_KINDS = ("prior", "hypernet", "head", "guide")
 
-    guide: str = "lr"  # "lr" (PF-lr) or "d" (PF-d)
-    rank: int = 10  # k, the low-rank factor's width (PF-lr only)
+
+@dataclass
+class ModelConfig:
+    """The model's architecture (YAML ``model:``): each component by its registered name.
+
+    A component is a name (``hypernet: shared``) or a mapping of its name and the keyword
+    arguments of its factory (``hypernet: {name: residual, hidden_dims: [], offset_scale:
+    0.1}``); see :mod:`pfpyro.model.registry`. ``imports`` names modules to import first:
+    those that register components of your own. The defaults are the paper's model.
+    """
+
     latent_dim: int = 100  # h
-    hidden_dims: tuple[int, ...] = (400, 768, 768, 768, 768)
-    init_variance: float = 1e-3  # f_phi at initialisation
+    prior: str | dict[str, Any] = "standard-normal"  # p(t), p(l): N(0, I_h)
+    hypernet: str | dict[str, Any] = "shared"  # f_psi, f_phi: the paper's padded output
+    head: str | dict[str, Any] = "softmax"  # p(y | x, θ)
+    guide: str | dict[str, Any] = "lr"  # q(t) q(l): "lr" (PF-lr, rank 10) or "d" (PF-d)
     standardize: bool = True  # x = (state − mean) / std over the seen training words
-    batch_size: int = 32
+    imports: list[str] = field(default_factory=list)
+
+    def component(self, kind: str) -> tuple[str, dict[str, Any]]:
+        """(name, factory arguments) of the ``kind`` component."""
+        value = getattr(self, kind)
+        if isinstance(value, str):
+            return value, {}
+        if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+            raise ConfigError(f"model.{kind}: expected a name or a mapping with 'name'")
+        args = {key: item for key, item in value.items() if key != "name"}
+        return value["name"], args
+
+    def with_guide(self, name: str, **args: Any) -> ModelConfig:
+        """This architecture with the guide replaced (an experiment's pf-d and pf-lr units)."""
+        return dataclasses.replace(self, guide={"name": name, **args})
+
+    def validate(self) -> None:
+        """ConfigError on a value no model can use (the component names are checked against
+        the registries by :func:`pfpyro.model.description.check_model_config`)."""
+        if self.latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be at least 1, got {self.latent_dim}")
+        for kind in COMPONENT_KINDS:
+            self.component(kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def import_components(imports: Sequence[str]) -> None:
+    """Import the modules that register a model's own components: each a module name
+    (``my_package.heads``) or the path of a ``.py`` file, imported once under its stem."""
+    for entry in imports:
+        try:
+            if entry.endswith(".py"):
+                path = Path(entry)
+                if not path.is_file():
+                    raise ImportError(f"no such file {path}")
+                name = f"pfpyro_components_{path.stem}"
+                if name not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(name, path)
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[name] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[name]
+                        raise
+            else:
+                importlib.import_module(entry)
+        except ImportError as error:
+            raise ConfigError(
+                f"model.imports: cannot import {entry!r}, which should register this model's "
+                f"components: {error}"
+            ) from None
+
+
+@dataclass
+class OptimConfig:
+    """The optimiser (YAML ``optim:``): Pyro's ClippedAdam, per parameter."""
+
     lr: float = 1e-3
     clip_norm: float = 10.0  # ClippedAdam: each gradient element clamped to ±clip_norm
     lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
+    weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.weight_decay >= 0:
+            out.append(f"weight_decay must be non-negative, got {self.weight_decay}")
+        for name in ("lr", "clip_norm", "lr_decay"):
+            if not getattr(self, name) > 0:
+                out.append(f"{name} must be positive, got {getattr(self, name)}")
+        return out
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained: the SVI run and its optimiser (stored in every checkpoint).
+    What is trained, the architecture, is a :class:`ModelConfig`."""
+
+    batch_size: int = 32
     num_particles: int = 3  # vectorised Monte Carlo draws per step
     elbo: str = "trace"  # "trace" (Trace_ELBO) | "meanfield" (closed-form KL of t and l)
     kl_beta: float = 1.0  # β: weight of KL(t) + KL(l) against the likelihood (1: the ELBO)
-    hypernet: str = "shared"  # "shared" (the paper's) | "blocked" | "residual" (hypernet.py)
-    offset_scale: float = 1.0  # "residual": the language-dependent offset's scale
-    weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
     max_steps: int = 10_000
     eval_every: int = 500
     patience: int = 10  # evaluations without improvement before stopping
@@ -123,47 +210,32 @@ class TrainConfig:
     log_every: int = 50
     tensorboard: bool = False
     progress: bool = True
+    optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
-        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        if isinstance(self.optim, Mapping):
+            self.optim = OptimConfig(**self.optim)
 
     def validate(self) -> None:
         """ConfigError on a value no run can use."""
-        from pfpyro.model.guides import GUIDES  # registries: read when a run is checked
-        from pfpyro.model.hypernet import HYPERNETWORKS
-
         problems = []
-        if self.guide not in GUIDES:
-            problems.append(f"guide {self.guide!r} (known: {', '.join(GUIDES)})")
         if self.elbo not in ELBO_NAMES:
             problems.append(f"elbo {self.elbo!r} (known: {', '.join(ELBO_NAMES)})")
         if self.pair_sampling not in PAIR_SAMPLING:
             problems.append(f"pair_sampling {self.pair_sampling!r} (known: uniform, size)")
-        for name in ("rank", "latent_dim", "batch_size", "num_particles", "max_steps"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "log_every"):
+        for name in ("batch_size", "num_particles", "max_steps", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.patience < 1:
             problems.append(f"patience must be at least 1, got {self.patience}")
-        if self.hypernet not in HYPERNETWORKS:
-            problems.append(f"hypernet {self.hypernet!r} (known: {', '.join(HYPERNETWORKS)})")
-        for name in ("kl_beta", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                problems.append(f"{name} must be non-negative, got {getattr(self, name)}")
-        for name in ("init_variance", "lr", "clip_norm", "lr_decay", "offset_scale"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if any(h < 1 for h in self.hidden_dims):
-            problems.append(f"hidden_dims must be positive, got {self.hidden_dims}")
+        if not self.kl_beta >= 0:
+            problems.append(f"kl_beta must be non-negative, got {self.kl_beta}")
+        problems += self.optim.problems()
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["hidden_dims"] = list(self.hidden_dims)
-        return out
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -172,6 +244,46 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config fields: {', '.join(unknown)}")
         return cls(**dict(values))
+
+
+# pfpyro 0.1 kept the architecture and the optimiser in ``train:``; such configs still load.
+LEGACY_MODEL_KEYS = (
+    "guide", "rank", "latent_dim", "hidden_dims", "init_variance", "hypernet", "offset_scale",
+    "standardize",
+)  # fmt: skip
+LEGACY_OPTIM_KEYS = ("lr", "clip_norm", "lr_decay", "weight_decay")
+
+
+def migrate_legacy_train(values: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """A config mapping whose ``train:`` holds pfpyro 0.1's architecture or optimiser keys,
+    rewritten with them in ``model:`` and ``optim:``; and the keys that moved (to warn)."""
+    train = dict(values.get("train") or {})
+    legacy = [key for key in (*LEGACY_MODEL_KEYS, *LEGACY_OPTIM_KEYS) if key in train]
+    if not legacy:
+        return values, []
+    clash = [s for s in ("model", "optim") if values.get(s)]
+    if clash:
+        raise ConfigError(
+            f"{where}: train: {', '.join(legacy)} belong in model:/optim:, which the file also "
+            f"has ({', '.join(clash)}); move them there"
+        )
+    model: dict[str, Any] = {}
+    optim = {key: train.pop(key) for key in LEGACY_OPTIM_KEYS if key in train}
+    for key in ("latent_dim", "standardize"):
+        if key in train:
+            model[key] = train.pop(key)
+    guide = train.pop("guide", "lr")
+    rank = train.pop("rank", None)
+    model["guide"] = {"name": guide, "rank": rank} if guide == "lr" and rank else guide
+    hypernet: dict[str, Any] = {"name": train.pop("hypernet", "shared")}
+    for key in ("hidden_dims", "init_variance"):
+        if key in train:
+            hypernet[key] = train.pop(key)
+    offset = train.pop("offset_scale", None)
+    if offset is not None and hypernet["name"] == "residual":
+        hypernet["offset_scale"] = offset
+    model["hypernet"] = hypernet
+    return {**values, "train": train, "model": model, "optim": optim}, legacy
 
 
 @dataclass(frozen=True)
@@ -211,19 +323,21 @@ class ExperimentConfig:
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    train: dict[str, Any] = field(default_factory=dict)  # pfpyro.infer.TrainConfig fields
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields, but optim
     baselines: dict[str, Any] = field(default_factory=dict)  # LinearTagger fit settings
     predict: PredictConfig = field(default_factory=PredictConfig)
-    models: list[str] = field(default_factory=lambda: list(ALL_MODELS))
+    models: list[str] = field(default_factory=lambda: ["pf-d", "pf-lr", *BASELINE_MODELS])
     seeds: list[int] = field(default_factory=lambda: [0])
     source: str | None = None  # the YAML file it came from
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def train_config(self, seed: int, **overrides: Any):
-        """The :class:`TrainConfig` of this run for ``seed``."""
-        values = {**self.train, "seed": seed, **overrides}
+    def train_config(self, seed: int, **overrides: Any) -> TrainConfig:
+        """The :class:`TrainConfig` of this run for ``seed`` (with the ``optim:`` section)."""
+        values = {**self.train, "seed": seed, "optim": self.optim, **overrides}
         try:
             return TrainConfig(**values)
         except TypeError as error:
@@ -261,10 +375,15 @@ def unknown_keys_message(where: str, unknown: list[str], known: set[str]) -> str
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
+        options = [o for o in typing.get_args(hint) if o is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
             return None
-        hint = next(o for o in options if o is not type(None))
+        for option in options[:-1]:  # the first that takes the value, else the last's error
+            try:
+                return _check_type(value, option, where)
+            except ConfigError:
+                pass
+        hint = options[-1]
         origin = typing.get_origin(hint)
     base = origin or hint
     if base is Any:
@@ -279,7 +398,21 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 
 def config_from_dict(values: dict[str, Any], where: str = "config") -> ExperimentConfig:
-    """An ExperimentConfig from plain values (a YAML file's, or a run.json's record)."""
+    """An ExperimentConfig from plain values (a YAML file's, or a run.json's record).
+
+    pfpyro 0.1's ``train:`` keys for the architecture and the optimiser are moved to
+    ``model:`` and ``optim:``, with a warning that says where they belong now.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {type(values).__name__}")
+    values, moved = migrate_legacy_train(values, where)
+    if moved:
+        warnings.warn(
+            f"{where}: train: {', '.join(moved)} now belong in model: (the architecture) and "
+            "optim: (the optimiser); read as such",
+            FutureWarning,
+            stacklevel=2,
+        )
     return _build(ExperimentConfig, values, where)
 
 
@@ -304,6 +437,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
         ) from None
     config = config_from_dict(values, str(path))
     config.source = str(path)
+    config.model.imports = [  # a .py file is named relative to the config
+        str((path.parent / entry).resolve()) if entry.endswith(".py") else entry
+        for entry in config.model.imports
+    ]
     bad = sorted(set(config.models) - set(ALL_MODELS))
     if bad:
         raise ConfigError(
@@ -335,7 +472,14 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
     type against :class:`TrainConfig` and :class:`LinearConfig`, without importing torch: a
     typo fails at load, in well under a second. Values that need the model's registries
     (a guide's name) are checked by :func:`pfpyro.experiment.prepare`, still before any work."""
+    if "optim" in config.train:
+        raise ConfigError(f"{where}: train.optim: the optimiser has its own section, optim:")
     _build(TrainConfig, config.train, f"{where}: train")
+    for kind in COMPONENT_KINDS:
+        try:
+            config.model.component(kind)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
     try:
         _build(LinearConfig, config.baselines, f"{where}: baselines")
     except ValueError as error:

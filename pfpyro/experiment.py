@@ -33,6 +33,7 @@ from pfpyro.config import (
     PF_GUIDES,
     PF_MODELS,
     ExperimentConfig,
+    ModelConfig,
     check_model_sections,
     config_from_dict,
 )
@@ -51,6 +52,7 @@ from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score, reliability_diagram, score_pair, sentence_entropy
 from pfpyro.features import ALL, FeatureStore, Pair
 from pfpyro.infer import PFPredictor, train
+from pfpyro.model.description import check_model_config
 from pfpyro.predictor import TokenPredictor
 
 log = logging.getLogger(__name__)
@@ -136,11 +138,15 @@ def check_before_work(
     where = config.source or "config"
     check_model_sections(config, where)
     try:
-        config.train_config(config.seeds[0]).validate()  # the section as written
-        for model in set(config.models) & set(PF_MODELS):  # as each PF model trains
-            config.train_config(config.seeds[0], guide=PF_GUIDES[model]).validate()
+        config.train_config(config.seeds[0]).validate()
     except ConfigError as error:
         raise ConfigError(f"{where}: train: {error}") from None
+    try:
+        check_model_config(config.model)  # the section as written
+        for model in sorted(set(config.models) & set(PF_MODELS)):  # as each PF model trains
+            check_model_config(pf_model_config(config, model))
+    except ConfigError as error:
+        raise ConfigError(f"{where}: model: {error}") from None
     needed = set(config.selection.extra_languages)
     if "ls" in config.models:
         needed.add(config.data.source_language)
@@ -153,6 +159,17 @@ def check_before_work(
     if "ns" in config.models:  # NS compares languages by URIEL: each needs a code it knows
         for lang in sorted({lang for _, p in partitions for _, lang in p.pairs}):
             lang2vec_code(lang, catalog.language_table)
+
+
+def pf_model_config(config: ExperimentConfig, model: str) -> ModelConfig:
+    """The architecture a PF unit trains: the config's ``model:`` section, with the guide
+    that ``pf-d`` and ``pf-lr`` name (PF-lr keeps the section's rank); ``pf`` takes the
+    section's own guide, a registered extension included."""
+    if model not in PF_GUIDES:
+        return config.model
+    name, args = config.model.component("guide")
+    kept = {"rank": args["rank"]} if name == "lr" == PF_GUIDES[model] and "rank" in args else {}
+    return config.model.with_guide(PF_GUIDES[model], **kept)
 
 
 def catalog_similarity(catalog: Catalog) -> Callable[[str, str], float]:
@@ -257,10 +274,10 @@ def _fit_predictors(
             select_train = store.split_tensors(list(split.seen), "train", "seen")
             validation = store.split_tensors(list(split.heldout), "dev", "seen")
     if model in PF_MODELS:
-        guide = PF_GUIDES[model]
+        architecture = pf_model_config(config, model)
         stem = f"{partition_name}_seed{seed}_{model}"
         run_dir = setup.out_dir / "train" / stem
-        train_config = config.train_config(seed, guide=guide, progress=setup.progress)
+        train_config = config.train_config(seed, progress=setup.progress)
         tasks = sorted({t for t, _ in seen + list(partition.heldout)})
         langs = sorted({x for _, x in seen + list(partition.heldout)})
         if zero_shot:
@@ -269,6 +286,7 @@ def _fit_predictors(
                     select_train,
                     validation,
                     train_config,
+                    model=architecture,
                     tasks=sorted(set(tasks) | {t for t, _ in split.pairs}),
                     langs=sorted(set(langs) | {x for _, x in split.pairs}),
                     out_dir=setup.out_dir / "train" / f"{stem}.select",
@@ -281,6 +299,7 @@ def _fit_predictors(
             train_tensors,
             dev_tensors,
             train_config,
+            model=architecture,
             tasks=tasks,
             langs=langs,
             out_dir=run_dir,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyro
 import pytest
 import torch
 
+from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.data.paths import data_root as find_data_root
 
@@ -33,3 +35,35 @@ def one_thread_and_fresh_store():
     with pyro.get_param_store().scope():
         yield
     torch.set_num_threads(threads)
+
+
+def run_settings(
+    *,
+    latent_dim: int = 2,
+    guide: str = "lr",
+    rank: int | None = None,
+    hypernet: str = "shared",
+    hidden_dims: tuple[int, ...] = (),
+    init_variance: float | None = None,
+    offset_scale: float | None = None,
+    standardize: bool = True,
+    **run: Any,
+) -> dict[str, Any]:
+    """``train()``'s ``config`` and ``model`` from one set of keywords (tests' shorthand):
+    the architecture's, the optimiser's (lr, clip_norm, lr_decay, weight_decay) and the
+    run's."""
+    optim = {
+        key: run.pop(key) for key in ("lr", "clip_norm", "lr_decay", "weight_decay") if key in run
+    }
+    net: dict[str, Any] = {"name": hypernet, "hidden_dims": list(hidden_dims)}
+    if init_variance is not None:
+        net["init_variance"] = init_variance
+    if offset_scale is not None and hypernet == "residual":
+        net["offset_scale"] = offset_scale
+    model = ModelConfig(
+        latent_dim=latent_dim,
+        guide={"name": guide, "rank": rank} if rank is not None and guide == "lr" else guide,
+        hypernet=net,
+        standardize=standardize,
+    )
+    return {"config": TrainConfig(**run, optim=OptimConfig(**optim)), "model": model}

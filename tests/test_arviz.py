@@ -5,10 +5,11 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
+from conftest import run_settings
 
 import pfpyro
-from pfpyro.data.synthetic import make_world
-from pfpyro.infer import TrainConfig, train
+from pfpyro.infer import train
+from pfpyro.testing.synthetic import make_world
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     world = make_world(2, 3, latent_dim=2, seed=0)
-    config = TrainConfig(
+    config = run_settings(
         guide="lr",
         rank=2,
         latent_dim=2,
@@ -32,7 +33,7 @@ def run_dir(tmp_path_factory):
     train(
         {p: world.train[p] for p in pairs},
         {p: world.dev[p] for p in pairs},
-        config,
+        **config,
         out_dir=out,
         num_classes=world.num_classes,
     )

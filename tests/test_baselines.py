@@ -22,7 +22,7 @@ from pfpyro.baselines import (
     NearestSource,
     fit_baseline,
 )
-from pfpyro.baselines.ls import cap_sentences
+from pfpyro.baselines.ls import cap_source
 from pfpyro.baselines.ns import pair_seed
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.labels import label_set
@@ -204,7 +204,7 @@ def test_ls_uses_english_capped_for_ner_only(world):
     assert seen_ner == 180 < len(english["ner"])
     assert ls.sizes == {"ner": seen_ner, "pos": len(english["pos"])}
     # The NER classifier is exactly the one trained on the seeded cap of the English data.
-    capped = cap_sentences(english["ner"], seen_ner, seed=pair_seed(0, "cap", "ner"))
+    capped = cap_source(english["ner"], seen_ner, seed=pair_seed(0, "cap", "ner"))
     again = LinearTagger.fit(capped, num_classes=7, config=CONFIG, seed=pair_seed(0, "ner", "en"))
     assert torch.equal(ls.classifiers["ner"].linear.weight, again.linear.weight)
     # It is English's: same predictions whatever the target is called.
@@ -213,15 +213,17 @@ def test_ls_uses_english_capped_for_ner_only(world):
     assert accuracy(ls, "pos", "tt", test["pos"]) > majority_rate(test["pos"]) + 0.1
 
 
-def test_cap_sentences_by_sentences_and_words(world):
+def test_cap_source_by_sentences_and_words(world):
     _, _, _, english, _ = world
     data = english["pos"]
-    a = cap_sentences(data, 50, seed=1)
-    assert len(a) == 50 and torch.equal(a.features, cap_sentences(data, 50, seed=1).features)
-    assert not torch.equal(a.features, cap_sentences(data, 50, seed=2).features)
-    b = cap_sentences(data, 300, unit="words", seed=1)
+    a = cap_source(data, 50, seed=1)
+    assert len(a) == 50 and torch.equal(a.features, cap_source(data, 50, seed=1).features)
+    assert not torch.equal(a.features, cap_source(data, 50, seed=2).features)
+    b = cap_source(data, 300, unit="words", seed=1)
     assert 300 - 12 < b.num_words <= 300
-    assert len(cap_sentences(data, 10**6, seed=1)) == len(data)
+    assert len(cap_source(data, 10**6, seed=1)) == len(data)
+    with pytest.raises(ConfigError, match="leaves no English"):
+        cap_source(data, 0, seed=1)
 
 
 def test_ls_needs_english():

@@ -277,6 +277,17 @@ def test_cap_keeps_a_seeded_subset_in_original_order(catalog):
     assert cap_sentences(sentences, 0, seed=7) == []
 
 
+def test_cap_by_sizes_keeps_a_seeded_subset_that_fits():
+    sizes = [3, 1, 4, 1, 5, 9, 2, 6]
+    kept = cap_sentences(range(8), 10, seed=3, sizes=sizes)
+    assert kept and kept == sorted(kept) and sum(sizes[i] for i in kept) <= 10
+    assert cap_sentences(range(8), 10, seed=3, sizes=sizes) == kept
+    assert cap_sentences(range(8), sum(sizes), seed=3, sizes=sizes) == list(range(8))
+    assert cap_sentences(range(8), 0, seed=3, sizes=sizes) == []
+    with pytest.raises(ValueError, match="sizes"):
+        cap_sentences(range(8), 10, seed=3, sizes=[1])
+
+
 @pytest.mark.parametrize("cap", [-1, 2.5, True])
 def test_bad_caps(cap):
     with pytest.raises(ConfigError, match="cap"):

@@ -8,13 +8,14 @@ import shutil
 import pyro
 import pytest
 import torch
+from conftest import run_settings
 
 import pfpyro
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import CheckpointError, ConfigError
 from pfpyro.infer import PFPredictor, TrainConfig, load_run, train
 from pfpyro.infer import checkpoint as ckpt
 from pfpyro.infer import trainer as trainer_module
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
@@ -30,7 +31,7 @@ def data(world):
     return {p: world.train[p] for p in seen}, {p: world.dev[p] for p in seen}
 
 
-def config(**changes) -> TrainConfig:
+def config(**changes) -> dict:
     values = dict(
         latent_dim=2,
         hidden_dims=(5,),
@@ -44,7 +45,7 @@ def config(**changes) -> TrainConfig:
         progress=False,
     )
     values.update(changes)
-    return TrainConfig(**values)
+    return run_settings(**values)
 
 
 def run(world, data, out_dir, resume=False, **changes):
@@ -52,7 +53,7 @@ def run(world, data, out_dir, resume=False, **changes):
     return train(
         train_data,
         dev,
-        config(**changes),
+        **config(**changes),
         num_classes=world.num_classes,
         out_dir=out_dir,
         resume=resume,
@@ -130,7 +131,7 @@ def test_resume_to_more_steps_matches_a_longer_run(world, data, straight, tmp_pa
     resumed = train(
         train_data,
         dev,
-        config(max_steps=24),
+        **config(max_steps=24),
         num_classes=world.num_classes,
         out_dir=tmp_path,
         resume=True,
@@ -146,11 +147,14 @@ def test_resume_refuses_a_different_run(world, data, straight, tmp_path):
     folder, _ = straight
     shutil.copytree(folder, tmp_path / "copy")
     train_data, dev = data
-    with pytest.raises(ConfigError, match=r"lr \(checkpoint 0.05, now 0.1\)"):
+    with pytest.raises(ConfigError, match=r"model\.json describes another model.*latent_dim"):
+        train(train_data, dev, **config(latent_dim=3), num_classes=world.num_classes,
+              out_dir=tmp_path / "copy", resume=True)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"optim\.lr \(checkpoint 0.05, now 0.1\)"):
         train(
             train_data,
             dev,
-            config(lr=0.1),
+            **config(lr=0.1),
             num_classes=world.num_classes,
             out_dir=tmp_path / "copy",
             resume=True,
@@ -160,7 +164,9 @@ def test_resume_refuses_a_different_run(world, data, straight, tmp_path):
         train(
             fewer,
             {},
-            config(),
+            **config(),
+            tasks=world.tasks,
+            langs=world.langs,
             num_classes=world.num_classes,
             out_dir=tmp_path / "copy",
             resume=True,
@@ -171,16 +177,17 @@ def test_checkpoint_loads_with_weights_only_and_holds_everything(straight):
     folder, _ = straight
     body = torch.load(folder / "checkpoint.pt", weights_only=True)
     assert body["version"] == pfpyro.__version__
-    assert body["config"] == config().to_dict()
+    assert body["config"] == config()["config"].to_dict()
     assert set(body["params"]) == set(body["best_params"])
     assert {"guide.t_loc", "guide.l_factor", "hypernet.mean$$$weight"} <= set(body["params"])
     assert set(body["optimizer"]) == set(body["params"])
     assert {"torch", "data", "python", "numpy"} <= set(body["rng"])
     model = json.loads((folder / "model.json").read_text())
     assert model["tasks"] == ["task0", "task1"] and model["langs"] == ["lang0", "lang1", "lang2"]
-    assert model["num_classes"] == {"task0": 3, "task1": 3}
-    assert (model["feature_dim"], model["latent_dim"], model["hidden_dims"]) == (4, 2, [5])
-    assert (model["guide"], model["rank"]) == ("lr", 2)
+    assert model["labels"] == {"task0": ["0", "1", "2"], "task1": ["0", "1", "2"]}
+    assert model["hypernet"] == {"name": "shared", "args": {"hidden_dims": [5]}}
+    assert model["guide"] == {"name": "lr", "args": {"rank": 2}}
+    assert (model["feature_dim"], model["latent_dim"]) == (4, 2)
 
 
 def test_load_run_rebuilds_the_best_model_from_the_folder_alone(world, straight):

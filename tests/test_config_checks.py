@@ -58,10 +58,11 @@ DEMO = {
             {"baselines": {"epoch": 3}},
             r"baselines: unknown key\(s\) epoch \(did you mean epochs\?\)",
         ),
-        ({"train": {"lr": "fast"}}, r"train.lr: expected float, found 'fast'"),
+        ({"optim": {"lr": "fast"}}, r"optim.lr: expected float, found 'fast'"),
         ({"baselines": {"epochs": 0}}, "baselines: epochs and batch_size must be positive"),
         ({"selecton": {"mode": "zero-shot"}}, r"selecton \(did you mean selection\?\)"),
-        ({"train": {"guide": "full-rank"}}, "guide 'full-rank'"),
+        ({"model": {"guide": "full-rank"}}, "guide 'full-rank'"),
+        ({"model": {"hypernet": {"hidden_dims": []}}}, "model.hypernet: expected a name"),
         (
             {"selection": {"mode": "zero-shot", "extra_languages": ["xx"]}},
             "languages not in the catalog: xx",
@@ -107,17 +108,31 @@ def flags(guide: str | None = None, seed: int | None = None) -> argparse.Namespa
 
 
 def test_pfpyro_train_honours_the_configs_guide_and_seed_unless_a_flag_is_given(tmp_path):
-    config = load_config(write(tmp_path, {"train": {"guide": "d", "seed": 7}, "seeds": [3]}))
-    chosen = run_train_config(config, flags(), progress=False)
-    assert (chosen.guide, chosen.seed) == ("d", 7)
-    chosen = run_train_config(config, flags(guide="lr", seed=11), progress=False)
-    assert (chosen.guide, chosen.seed) == ("lr", 11)
+    values = {"model": {"guide": "d"}, "train": {"seed": 7}, "seeds": [3]}
+    config = load_config(write(tmp_path, values))
+    chosen, model = run_train_config(config, flags(), progress=False)
+    assert (model.component("guide")[0], chosen.seed) == ("d", 7)
+    chosen, model = run_train_config(config, flags(guide="lr", seed=11), progress=False)
+    assert (model.component("guide")[0], chosen.seed) == ("lr", 11)
 
 
 def test_without_train_seed_pfpyro_train_takes_the_first_of_seeds(tmp_path):
     config = load_config(write(tmp_path, {"seeds": [3, 4]}))
-    chosen = run_train_config(config, flags(), progress=False)
-    assert (chosen.guide, chosen.seed) == ("lr", 3)  # TrainConfig's default guide
+    chosen, model = run_train_config(config, flags(), progress=False)
+    assert (model.component("guide")[0], chosen.seed) == ("lr", 3)  # ModelConfig's default
+
+
+def test_a_version_1_train_section_is_read_into_model_and_optim(tmp_path):
+    values = {"train": {"guide": "d", "latent_dim": 4, "hidden_dims": [], "lr": 0.1,
+                        "hypernet": "residual", "offset_scale": 0.5, "max_steps": 9}}  # fmt: skip
+    with pytest.warns(FutureWarning, match="now belong in model:"):
+        config = load_config(write(tmp_path, values))
+    assert config.model.latent_dim == 4 and config.model.guide == "d"
+    assert config.model.hypernet == {"name": "residual", "hidden_dims": [], "offset_scale": 0.5}
+    assert config.optim.lr == 0.1 and config.train == {"max_steps": 9}
+    both = {**values, "model": {"latent_dim": 3}}
+    with pytest.raises(ConfigError, match="belong in model:/optim:, which the file also has"):
+        load_config(write(tmp_path, both))
 
 
 def test_configs_built_in_code_are_checked_by_prepare(tmp_path, no_encoder, data_root):

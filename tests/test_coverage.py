@@ -19,10 +19,11 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from pfpyro.data.synthetic import make_world
 from pfpyro.infer.trainer import step_weights
-from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
+from pfpyro.model import Component, ModelDescription
+from pfpyro.model.factorization import MAX_PLATE_NESTING
 from pfpyro.model.guides import make_guide
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_and_fresh_store")]
 
@@ -36,14 +37,15 @@ def fit_guide_with_true_hypernet(seed: int, kind: str):
     """Fit the guide of ``kind`` by SVI on a world whose hypernetwork is held at the truth;
     return the world and the guide."""
     world = make_world(2, 3, latent_dim=LATENT_DIM, sentences=(10, 1, 1), length=6, seed=seed)
-    factorization = ParameterFactorization(
+    factorization, _ = ModelDescription.for_sizes(
         world.tasks,
         world.langs,
+        world.num_classes,
         world.feature_dim,
-        num_classes=world.num_classes,
         latent_dim=LATENT_DIM,
-        hidden_dims=(),
-    )
+        hypernet=Component("shared", {"hidden_dims": []}),
+        guide="d",  # (replaced below, after the seed)
+    ).build()
     factorization.hypernet.load_state_dict(world.hypernet.state_dict())
     factorization.hypernet.requires_grad_(False)
     factorization.hypernet.train(False)  # Pyro registers no frozen parameter

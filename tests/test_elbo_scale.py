@@ -13,10 +13,9 @@ import torch
 from pyro import poutine
 
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.synthetic import make_world
 from pfpyro.infer.trainer import pair_probabilities, step_weights
-from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.guides import make_guide
+from pfpyro.model import Component, ModelDescription
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
@@ -51,9 +50,10 @@ def log_density(trace) -> float:
 @torch.no_grad()
 def test_mean_step_objective_times_p_is_the_full_data_elbo(world, sampling, kind, beta):
     train = uneven(world)
-    f = ParameterFactorization(world.tasks, world.langs, 5, num_classes=world.num_classes,
-                               latent_dim=2, hidden_dims=())  # fmt: skip
-    guide = make_guide(f, kind)
+    f, guide = ModelDescription.for_sizes(
+        world.tasks, world.langs, world.num_classes, 5, latent_dim=2,
+        hypernet=Component("shared", {"hidden_dims": []}), guide=kind,
+    ).build()  # fmt: skip
     with torch.no_grad():
         t = guide.task_posterior().sample()
         l = guide.language_posterior().sample()

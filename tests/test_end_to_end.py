@@ -6,28 +6,30 @@ that every part composes, resumes and reports, not how good the numbers are.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+import pfpyro as pfpyro_api
 from pfpyro.cli import main as pfpyro
-from pfpyro.config import ALL_MODELS
 from pfpyro.data.labels import UPOS
 from pfpyro.encode import install_offline_encoder
 
 pytestmark = pytest.mark.slow
 
+ALL_MODELS = ("pf-d", "pf-lr", "ns", "ls", "jm", "bea")  # the paper's six
+
 TINY = {
     "name": "tiny",
     "data": {"languages": ["tr", "vi", "wo"], "caps": {"train": 30, "dev": 12, "test": 20}},
     "partition": {"scheme": "paper", "indices": [0]},
+    "model": {"latent_dim": 8, "hypernet": {"name": "shared", "hidden_dims": [32]}},
+    "optim": {"lr": 0.01},
     "train": {
-        "latent_dim": 8,
-        "hidden_dims": [32],
         "batch_size": 8,
-        "lr": 0.01,
         "max_steps": 30,
         "eval_every": 15,
         "num_particles": 3,
@@ -118,6 +120,30 @@ def test_train_then_predict_a_held_out_pair(config, tmp_path, data_root, capsys)
     assert all(len(w) == 4 for w in words)
     assert {w[1] for w in words} <= set(UPOS)
     assert all(0.0 <= float(w[2]) <= 1.0 and float(w[3]) >= 0.0 for w in words)
+
+
+def test_components_of_ones_own_train_through_pfpyro_train(config, tmp_path, capsys):
+    """The docs' example head and guide, named in a config's model: section with their files in
+    model.imports, train through `pfpyro train`, and the run loads with pfpyro.load."""
+    examples = Path(__file__).resolve().parents[1] / "docs" / "examples"
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["model"] = {
+        **values["model"],
+        "imports": [str(examples / "heads.py"), str(examples / "full_rank_guide.py")],
+        "head": {"name": "tempered-softmax", "temperature": 2.0},
+        "guide": "full",
+    }
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump(values), encoding="utf-8")
+    run = tmp_path / "own"
+    assert pfpyro(["train", str(own), "--out", str(run), "--quiet"]) == 0
+    assert "held-out test scores" in capsys.readouterr().out
+    model = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    assert model["head"] == {"name": "tempered-softmax", "args": {"temperature": 2.0}}
+    assert model["guide"] == {"name": "full", "args": {}}
+    loaded = pfpyro_api.load(run)
+    assert type(loaded.guide).__name__ == "FullRankGuide"
+    assert type(loaded.factorization.head).__name__ == "TemperedSoftmaxHead"
 
 
 def test_predict_names_the_known_languages(config, tmp_path, capsys):

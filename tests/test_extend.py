@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import run_settings
 
 import pfpyro
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError
-from pfpyro.infer import PFPredictor, TrainConfig, train
+from pfpyro.evaluate import token_accuracy
+from pfpyro.infer import PFPredictor, train
 from pfpyro.infer.checkpoint import load_checkpoint
 from pfpyro.infer.extend import extend
-from pfpyro.infer.trainer import token_accuracy
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
 NEW, TARGET = ("task0", "lang4"), ("task1", "lang4")
 
 
-def base_config(**changes) -> TrainConfig:
+def base_config(**changes) -> dict:
     settings = dict(
         guide="lr",
         rank=1,
@@ -38,7 +39,7 @@ def base_config(**changes) -> TrainConfig:
         seed=0,
         progress=False,
     )
-    return TrainConfig(**{**settings, **changes})
+    return run_settings(**{**settings, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def base_run(world, tmp_path_factory):
         train(
             {p: world.train[p] for p in seen},
             {p: world.dev[p] for p in seen},
-            base_config(),
+            **base_config(),
             out_dir=out,
             num_classes=world.num_classes,
         )
@@ -87,7 +88,7 @@ def accuracy(run, pair, world, l_new=None) -> float:
         l_mean = l_mean.clone()
         l_mean[run.factorization.lang_index(pair[1])] = l_new
         probs = run.factorization.plugin_probs(*pair, data.features.float(), t_mean, l_mean)
-    return token_accuracy(probs, data.labels, data.mask)
+    return token_accuracy(data.labels, probs.argmax(-1), data.mask)
 
 
 def test_extension_keeps_every_known_parameter_bit_for_bit(base_run, extended_run):
@@ -108,7 +109,7 @@ def test_the_new_language_predicts_its_zero_shot_pair(world, extended_run):
     assert run.langs == ("lang0", "lang1", "lang2", "lang3", "lang4")
     oracle = world.test[TARGET]
     best = token_accuracy(
-        world.oracle_probs(TARGET, oracle.features.float()), oracle.labels, oracle.mask
+        oracle.labels, world.oracle_probs(TARGET, oracle.features.float()).argmax(-1), oracle.mask
     )
     fitted = accuracy(run, TARGET, world)
     at_prior_mean = accuracy(run, TARGET, world, l_new=torch.zeros(1))
@@ -123,7 +124,7 @@ def test_a_new_task_is_fitted_through_its_own_vector(tmp_path):
     train(
         {p: world.train[p] for p in seen},
         {p: world.dev[p] for p in seen},
-        base_config(max_steps=300),
+        **base_config(max_steps=300),
         out_dir=tmp_path / "base",
         num_classes=world.num_classes,
     )
@@ -166,7 +167,7 @@ def test_a_blocked_hypernetwork_takes_new_languages_but_not_new_tasks(world, tmp
     train(
         {p: world.train[p] for p in seen},
         {},
-        base_config(hypernet="blocked", max_steps=20),
+        **base_config(hypernet="blocked", max_steps=20),
         out_dir=tmp_path / "base",
         num_classes=world.num_classes,
     )

@@ -18,12 +18,12 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 from torch.distributions import LowRankMultivariateNormal as TorchLowRank
 from torch.nn.functional import softplus
 
-from pfpyro.data.synthetic import make_world
 from pfpyro.infer.trainer import closed_form_kl
-from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
-from pfpyro.model.guides import make_guide
+from pfpyro.model import Component, ModelDescription
+from pfpyro.model.factorization import MAX_PLATE_NESTING
 from pfpyro.model.kl import kl_lowrank_to_standard
-from pfpyro.model.reference import reference_elbo
+from pfpyro.testing.reference import reference_elbo
+from pfpyro.testing.synthetic import make_world
 
 PAIR = ("task1", "lang2")
 PARTICLE_PLATE = "num_particles_vectorized"  # the name Pyro's ELBOs give their particle plate
@@ -39,17 +39,15 @@ def world():
 
 def build(world, kind: str, hidden_dims=(6,), seed: int = 0):
     pyro.set_rng_seed(seed)
-    f = ParameterFactorization(
+    return ModelDescription.for_sizes(
         world.tasks,
         world.langs,
+        world.num_classes,
         world.feature_dim,
-        num_classes=world.num_classes,
         latent_dim=4,
-        hidden_dims=hidden_dims,
-        init_variance=0.05,
-    )
-    guide = make_guide(f, kind, rank=2) if kind == "lr" else make_guide(f, kind)
-    return f, guide
+        hypernet=Component("shared", {"hidden_dims": hidden_dims, "init_variance": 0.05}),
+        guide=Component(kind, {"rank": 2} if kind == "lr" else {}),
+    ).build()
 
 
 def padded_batch(world, size: int = 5):

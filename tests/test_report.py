@@ -14,7 +14,7 @@ from scipy import stats
 
 from pfpyro.config import ExperimentConfig
 from pfpyro.errors import PfpyroError
-from pfpyro.evaluate import POOLED, correlate_by_group
+from pfpyro.evaluate import POOLED, correlate_by_group, ece_from_bins
 from pfpyro.experiment import write_reports
 from pfpyro.report import (
     RESULT_COLUMNS,
@@ -22,7 +22,6 @@ from pfpyro.report import (
     calibration_markdown,
     calibration_table,
     display_name,
-    ece_from_bins,
     entropy_by_pair,
     figure_entropy,
     figure_language_posteriors,
@@ -439,7 +438,8 @@ def test_pool_reliability_weights_by_count(reliability):
     assert top["accuracy"] == pytest.approx((0.90 * 30 + 0.70 * 10) / 40)
     assert 7 not in set(bins["bin"])
     pf = bins[bins["model"] == "pf-lr"]
-    assert ece_from_bins(pf) == pytest.approx((10 * 0.05 + 30 * 0.05 + 10 * 0.29) / 50)
+    expected = (10 * 0.05 + 30 * 0.05 + 10 * 0.29) / 50
+    assert ece_from_bins(pf["count"], pf["confidence"], pf["accuracy"]) == pytest.approx(expected)
 
 
 def test_figure_reliability(reliability, tmp_path):

@@ -15,14 +15,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfpyro.config import ExperimentConfig, SelectionConfig
+from pfpyro.config import ExperimentConfig, ModelConfig, SelectionConfig
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.partition import constraint_violations, explicit_partition, validation_split
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score, score_pair
 from pfpyro.experiment import Setup, run_unit
 from pfpyro.features import FeatureStore, PairData, SealedPairError
+from pfpyro.testing.synthetic import make_world
 
 TASKS = ("pos", "ner", "dep")
 LANGS = tuple("abcdefgh")
@@ -140,9 +140,8 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
         selection=SelectionConfig(
             mode="zero-shot", validation_pairs=1, extra_languages=["en"], baseline_epochs=[1, 3]
         ),
+        model=ModelConfig(latent_dim=2, hypernet={"name": "shared", "hidden_dims": []}),
         train={
-            "latent_dim": 2,
-            "hidden_dims": [],
             "batch_size": 4,
             "max_steps": 20,
             "eval_every": 5,

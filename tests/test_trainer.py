@@ -8,14 +8,15 @@ from collections import Counter
 import pyro
 import pytest
 import torch
+from conftest import run_settings
 from pyro.infer import SVI
 
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.infer import NumericalError, TrainConfig, read_log, train
 from pfpyro.infer.checkpoint import load_checkpoint
 from pfpyro.infer.trainer import num_minibatches
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
@@ -25,7 +26,8 @@ def world():
     return make_world(2, 3, num_classes=3, feature_dim=4, sentences=(20, 6, 6), length=5, seed=2)
 
 
-def small_config(**changes) -> TrainConfig:
+def small_config(**changes) -> dict:
+    """``train()``'s config and model (``run_settings``) of a small fast run."""
     values = dict(
         latent_dim=2,
         hidden_dims=(6,),
@@ -39,7 +41,7 @@ def small_config(**changes) -> TrainConfig:
         progress=False,
     )
     values.update(changes)
-    return TrainConfig(**values)
+    return run_settings(**values)
 
 
 def split(world, held=(("task1", "lang2"),)):
@@ -80,7 +82,7 @@ def test_each_step_gets_a_seen_pair_its_size_and_kl_weight_beta_over_p(world, mo
     )  # fmt: skip
     spy = StepSpy()
     monkeypatch.setattr(SVI, "step", spy)
-    train(train_data, dev, small_config(max_steps=30, kl_beta=2.0), num_classes=world.num_classes)
+    train(train_data, dev, **small_config(max_steps=30, kl_beta=2.0), num_classes=world.num_classes)
     k = sum(math.ceil(n / 4) for n in sizes.values())
     assert num_minibatches(sizes, 4) == k == 2 + 4 * 5
     assert len(spy.calls) == 30
@@ -104,7 +106,7 @@ def test_pair_sampling_uniform_or_by_size(world, monkeypatch):
         spy = StepSpy()
         monkeypatch.setattr(SVI, "step", spy)
         config = small_config(max_steps=400, pair_sampling=sampling, eval_every=1000)
-        train(data, {}, config, num_classes=world.num_classes)
+        train(data, {}, **config, num_classes=world.num_classes)
         counts[sampling] = Counter(c["pair"] for c in spy.calls)
     # seeded: uniform about 200 each; by size about 20:2, so about 364 for the big pair
     assert 150 < counts["uniform"][big] < 250
@@ -113,9 +115,9 @@ def test_pair_sampling_uniform_or_by_size(world, monkeypatch):
 
 def test_same_seed_same_run_and_another_seed_differs(world):
     train_data, dev = split(world)
-    a = train(train_data, dev, small_config(), num_classes=world.num_classes)
-    b = train(train_data, dev, small_config(), num_classes=world.num_classes)
-    c = train(train_data, dev, small_config(seed=1), num_classes=world.num_classes)
+    a = train(train_data, dev, **small_config(), num_classes=world.num_classes)
+    b = train(train_data, dev, **small_config(), num_classes=world.num_classes)
+    c = train(train_data, dev, **small_config(seed=1), num_classes=world.num_classes)
     pa, pb, pc = (dict(r.guide.named_parameters()) for r in (a, b, c))
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert not all(torch.equal(pa[k], pc[k]) for k in pa)
@@ -124,7 +126,7 @@ def test_same_seed_same_run_and_another_seed_differs(world):
 def test_training_improves_the_elbo_and_dev_score(world):
     train_data, dev = split(world)
     config = small_config(max_steps=150, eval_every=50, log_every=50, lr=0.05)
-    result = train(train_data, dev, config, num_classes=world.num_classes)
+    result = train(train_data, dev, **config, num_classes=world.num_classes)
     elbos = [r["elbo_mean"] for r in result.history if r["kind"] == "train"]
     scores = [r["dev_score"] for r in result.history if r["kind"] == "eval"]
     assert elbos[-1] > elbos[0]
@@ -136,13 +138,13 @@ def test_dev_with_a_held_out_pair_is_refused(world):
     train_data, dev = split(world)
     dev["task1", "lang2"] = world.dev["task1", "lang2"]
     with pytest.raises(ConfigError, match=r"task1/lang2.*seen pairs only"):
-        train(train_data, dev, small_config(), num_classes=world.num_classes)
+        train(train_data, dev, **small_config(), num_classes=world.num_classes)
 
 
 def test_nan_loss_stops_with_the_step_and_pair_and_keeps_the_checkpoint(world, tmp_path):
     train_data, dev = split(world)
     run = tmp_path / "run"
-    train(train_data, dev, small_config(max_steps=8), num_classes=world.num_classes, out_dir=run)
+    train(train_data, dev, **small_config(max_steps=8), num_classes=world.num_classes, out_dir=run)
     bad = ("task0", "lang1")
     clean = train_data[bad]
     poisoned = PairTensors(torch.full_like(clean.features, float("nan")), clean.labels, clean.mask)
@@ -151,7 +153,7 @@ def test_nan_loss_stops_with_the_step_and_pair_and_keeps_the_checkpoint(world, t
         train(
             train_data,
             dev,
-            small_config(max_steps=40),
+            **small_config(max_steps=40),
             num_classes=world.num_classes,
             out_dir=run,
             resume=True,
@@ -173,7 +175,7 @@ def test_early_stopping_restores_the_best_parameters(world, tmp_path):
     # a learning rate so small that the dev score cannot move: the second evaluation
     # does not improve, and patience 1 stops the run there
     config = small_config(lr=1e-9, max_steps=40, eval_every=4, patience=1)
-    result = train(train_data, dev, config, num_classes=world.num_classes, out_dir=tmp_path)
+    result = train(train_data, dev, **config, num_classes=world.num_classes, out_dir=tmp_path)
     evals = [r for r in result.history if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [4, 8]
     assert result.best_step == 4 and evals[-1]["stopped"]
@@ -192,7 +194,7 @@ def test_early_stopping_restores_the_best_parameters(world, tmp_path):
 def test_log_records_elbo_kl_lr_and_dev_scores(world, tmp_path):
     train_data, dev = split(world)
     config = small_config(tensorboard=True, guide="d", elbo="meanfield")
-    train(train_data, dev, config, num_classes=world.num_classes, out_dir=tmp_path)
+    train(train_data, dev, **config, num_classes=world.num_classes, out_dir=tmp_path)
     log = read_log(tmp_path / "log.jsonl")
     trains = [r for r in log if r["kind"] == "train"]
     evals = [r for r in log if r["kind"] == "eval"]
@@ -208,9 +210,11 @@ def test_log_records_elbo_kl_lr_and_dev_scores(world, tmp_path):
 
 def test_progress_bar_on_stderr_only_when_asked(world, capsys):
     train_data, dev = split(world)
-    train(train_data, dev, small_config(max_steps=4), num_classes=world.num_classes)
+    train(train_data, dev, **small_config(max_steps=4), num_classes=world.num_classes)
     assert capsys.readouterr().err == ""
-    train(train_data, dev, small_config(max_steps=4, progress=True), num_classes=world.num_classes)
+    train(
+        train_data, dev, **small_config(max_steps=4, progress=True), num_classes=world.num_classes
+    )
     err = capsys.readouterr().err
     assert "svi" in err and "4/4" in err
 
@@ -219,7 +223,7 @@ def test_extra_tasks_and_languages_enter_the_model(world):
     train_data, dev = split(world)
     langs = [*world.langs, "lang9"]
     result = train(
-        train_data, dev, small_config(max_steps=2), langs=langs, num_classes=world.num_classes
+        train_data, dev, **small_config(max_steps=2), langs=langs, num_classes=world.num_classes
     )
     assert result.factorization.langs == tuple(sorted(langs))
     assert result.guide.l_loc.shape[0] == 4
@@ -228,7 +232,7 @@ def test_extra_tasks_and_languages_enter_the_model(world):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        (dict(guide="full"), "guide 'full'"),
+        (dict(guide="no-such-guide"), "guide 'no-such-guide'"),
         (dict(elbo="renyi"), "elbo 'renyi'"),
         (dict(pair_sampling="random"), "pair_sampling"),
         (dict(batch_size=0), "batch_size"),
@@ -238,26 +242,30 @@ def test_extra_tasks_and_languages_enter_the_model(world):
 def test_bad_config_is_refused(world, changes, message):
     train_data, dev = split(world)
     with pytest.raises(ConfigError, match=message):
-        train(train_data, dev, small_config(**changes), num_classes=world.num_classes)
+        train(train_data, dev, **small_config(**changes), num_classes=world.num_classes)
 
 
 def test_bad_data_is_refused(world, tmp_path):
     train_data, dev = split(world)
     with pytest.raises(ConfigError, match="no label set"):
-        train(train_data, dev, small_config())  # synthetic tasks need num_classes
+        train(train_data, dev, **small_config())  # synthetic tasks need num_classes
     with pytest.raises(ConfigError, match=r"label ids must lie in \[0, 2\)"):
-        train(train_data, dev, small_config(), num_classes={"task0": 2, "task1": 3})
+        train(train_data, dev, **small_config(), num_classes={"task0": 2, "task1": 3})
     with pytest.raises(ConfigError, match=r"languages .*lang0"):
-        train(train_data, dev, small_config(), langs=["lang1"], num_classes=world.num_classes)
+        train(train_data, dev, **small_config(), langs=["lang1"], num_classes=world.num_classes)
     train(
-        train_data, dev, small_config(max_steps=1), num_classes=world.num_classes, out_dir=tmp_path
+        train_data,
+        dev,
+        **small_config(max_steps=1),
+        num_classes=world.num_classes,
+        out_dir=tmp_path,
     )
     with pytest.raises(ConfigError, match="already holds a checkpoint"):
-        train(train_data, dev, small_config(), num_classes=world.num_classes, out_dir=tmp_path)
+        train(train_data, dev, **small_config(), num_classes=world.num_classes, out_dir=tmp_path)
 
 
 def test_config_round_trips_through_a_dict():
-    config = small_config(hidden_dims=(3, 5))
+    config = small_config(lr=0.2)["config"]
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown training config fields: colour"):
         TrainConfig.from_dict({"colour": "red"})

@@ -11,6 +11,7 @@ import torch
 from pfpyro.evaluate import (
     brier_score,
     correlate,
+    ece_from_bins,
     entropy_score_correlation,
     expected_calibration_error,
     mean_entropy,
@@ -90,6 +91,12 @@ def test_confidence_one_lands_in_the_last_bin():
     probs = torch.tensor([[[1.0, 0.0]]])
     diagram = reliability_diagram(probs, torch.tensor([[0]]), torch.tensor([[True]]), n_bins=10)
     assert diagram.count[-1] == 1 and diagram.ece == 0.0
+
+
+def test_ece_from_bins_skips_empty_bins_and_is_nan_without_words():
+    nan = float("nan")
+    assert ece_from_bins([2, 0, 2], [0.5, nan, 0.9], [1.0, nan, 0.5]) == pytest.approx(0.45)
+    assert math.isnan(ece_from_bins([0, 0], [nan, nan], [nan, nan]))
 
 
 def _calibration_world(n: int = 60_000, c: int = 5, seed: int = 0):

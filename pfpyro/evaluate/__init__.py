@@ -22,13 +22,14 @@ from pfpyro.evaluate.scoring import HEADLINE, headline_score, score_pair
 from pfpyro.evaluate.uncertainty import (
     ReliabilityDiagram,
     brier_score,
+    ece_from_bins,
     expected_calibration_error,
     mean_entropy,
     negative_log_likelihood,
     reliability_diagram,
     sentence_entropy,
-    token_entropy,
 )
+from pfpyro.predictor import token_entropy
 
 __all__ = [
     "HEADLINE",
@@ -41,6 +42,7 @@ __all__ = [
     "brier_score",
     "correlate",
     "correlate_by_group",
+    "ece_from_bins",
     "entropy_score_correlation",
     "expected_calibration_error",
     "headline_score",

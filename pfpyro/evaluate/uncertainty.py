@@ -13,11 +13,15 @@ Inputs are ``probs`` [N, T, c] (rows sum to one), ``gold`` [N, T] label ids and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor
+
+from pfpyro.predictor import token_entropy
 
 NLL_FLOOR = 1e-12
 """Probabilities are floored here before the log, so one zero cannot make the NLL infinite."""
@@ -44,12 +48,6 @@ def _checked(
         if int(real.min()) < 0 or int(real.max()) >= probs.shape[-1]:
             raise ValueError(f"gold ids must lie in [0, {probs.shape[-1]}) on real words")
     return probs, gold, mask
-
-
-def token_entropy(probs: Tensor | np.ndarray) -> Tensor:
-    """``-sum p ln p`` over the last dimension, with ``0 ln 0 = 0``; shape ``probs.shape[:-1]``."""
-    p = _as_float64(probs)
-    return -torch.special.xlogy(p, p).sum(-1)
 
 
 def sentence_entropy(probs: Tensor | np.ndarray, mask: Tensor | np.ndarray) -> Tensor:
@@ -99,9 +97,20 @@ class ReliabilityDiagram:
     @property
     def ece(self) -> float:
         """Expected calibration error: the count-weighted mean gap |accuracy - confidence|."""
-        used = self.count > 0
-        gaps = np.abs(self.accuracy[used] - self.confidence[used])
-        return float((self.count[used] * gaps).sum() / self.count.sum())
+        return ece_from_bins(self.count, self.confidence, self.accuracy)
+
+
+def ece_from_bins(count: ArrayLike, confidence: ArrayLike, accuracy: ArrayLike) -> float:
+    """Expected calibration error from per-bin word counts, mean confidences and accuracies:
+    the count-weighted mean gap |accuracy - confidence| over the bins that hold words (an empty
+    bin's nan confidence and accuracy are skipped); nan when no bin holds a word."""
+    count, confidence, accuracy = (np.asarray(a) for a in (count, confidence, accuracy))
+    total = count.sum()
+    if not total > 0:
+        return math.nan
+    used = count > 0
+    gaps = np.abs(accuracy[used] - confidence[used])
+    return float((count[used] * gaps).sum() / total)
 
 
 def reliability_diagram(

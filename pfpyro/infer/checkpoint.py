@@ -9,7 +9,9 @@ A run folder holds:
   optimiser state (``PyroOptim.get_state()``), the random states (torch, the trainer's data
   generator, Python's ``random``, numpy's), the step, the best dev score with its parameters,
   the history, the TrainConfig as a dict and the package version.
-- ``model.json``: the sizes needed to rebuild the model and guide from the folder alone.
+- ``model.json``: the model's :class:`~pfpyro.model.description.ModelDescription` (its
+  components by registered name, sizes, label names, feature moments), which rebuilds the
+  model and guide from the folder alone.
 
 Both are written to a temporary file in the same folder, fsync'ed and moved into place with
 ``os.replace``, so a crash mid-write leaves the previous good file untouched.
@@ -21,7 +23,7 @@ import json
 import pickle
 import random
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,10 @@ from torch import Tensor
 
 import pfpyro
 from pfpyro.atomic import atomic_write
-from pfpyro.errors import CheckpointError
+from pfpyro.errors import CheckpointError, ConfigError
+from pfpyro.model.description import ModelDescription
 from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.guides import FactorizationGuide, make_guide
-from pfpyro.model.heads import SoftmaxHead
+from pfpyro.model.guides import FactorizationGuide
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.json"
@@ -149,47 +151,9 @@ def set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
 
 
 # -- atomic files ----------------------------------------------------------------------------
-def model_description(
-    tasks: Sequence[str],
-    langs: Sequence[str],
-    num_classes: Mapping[str, int],
-    feature_dim: int,
-    *,
-    latent_dim: int,
-    hidden_dims: Sequence[int],
-    init_variance: float,
-    guide: str,
-    rank: int | None,
-    feature_mean: Sequence[float] | None = None,
-    feature_scale: Sequence[float] | None = None,
-    hypernet: str = "shared",
-    offset_scale: float = 1.0,
-) -> dict[str, Any]:
-    """What ``model.json`` holds: enough to rebuild the model and guide (softmax head)."""
-    return {
-        "format": "pfpyro-model",
-        "version": pfpyro.__version__,
-        "tasks": sorted(tasks),
-        "langs": sorted(langs),
-        "num_classes": {task: int(n) for task, n in num_classes.items()},
-        "feature_dim": int(feature_dim),
-        "latent_dim": int(latent_dim),
-        "hidden_dims": [int(h) for h in hidden_dims],
-        "init_variance": float(init_variance),
-        "hypernet": hypernet,
-        "offset_scale": float(offset_scale),
-        "head": "SoftmaxHead",
-        "max_classes": max(int(n) for n in num_classes.values()),
-        "guide": guide,
-        "rank": rank if guide == "lr" else None,
-        "feature_mean": None if feature_mean is None else [float(v) for v in feature_mean],
-        "feature_scale": None if feature_scale is None else [float(v) for v in feature_scale],
-    }
-
-
-def save_model_json(out_dir: str | Path, description: Mapping[str, Any]) -> Path:
+def save_model_json(out_dir: str | Path, description: ModelDescription) -> Path:
     path = Path(out_dir) / MODEL_NAME
-    text = json.dumps(dict(description), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(description.to_json(), indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
     return path
 
@@ -244,59 +208,19 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
     return body
 
 
-def load_model_json(out_dir: str | Path) -> dict[str, Any]:
+def load_model_json(out_dir: str | Path) -> ModelDescription:
+    """The run's :class:`ModelDescription` (``model.json``, today's form or pfpyro 0.1's)."""
     path = Path(out_dir) / MODEL_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: no model description there")
     try:
-        description = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: corrupt model description ({err})") from err
-    needed = ("tasks", "langs", "num_classes", "feature_dim", "latent_dim", "hidden_dims", "guide")
-    missing = [key for key in needed if key not in description]
-    if missing:
-        raise CheckpointError(f"{path}: model description lacks {', '.join(missing)}")
-    if description.get("head", "SoftmaxHead") != "SoftmaxHead":
-        raise CheckpointError(
-            f"{path}: head {description['head']!r} cannot be rebuilt from the folder; only "
-            "SoftmaxHead can"
-        )
-    return description
-
-
-def _optional_tensor(values: Sequence[float] | None) -> Tensor | None:
-    return None if values is None else torch.tensor(values, dtype=torch.float32)
-
-
-def build_model(
-    description: Mapping[str, Any],
-) -> tuple[ParameterFactorization, FactorizationGuide]:
-    """A fresh factorization and guide of the sizes in ``description`` (model.json)."""
-    factorization = ParameterFactorization(
-        description["tasks"],
-        description["langs"],
-        int(description["feature_dim"]),
-        num_classes={k: int(v) for k, v in description["num_classes"].items()},
-        latent_dim=int(description["latent_dim"]),
-        hidden_dims=tuple(int(h) for h in description["hidden_dims"]),
-        init_variance=float(description.get("init_variance") or 1e-3),
-        head=SoftmaxHead(
-            int(description["feature_dim"]),
-            int(description.get("max_classes") or max(description["num_classes"].values())),
-        ),
-        feature_mean=_optional_tensor(description.get("feature_mean")),
-        feature_scale=_optional_tensor(description.get("feature_scale")),
-        hypernet=description.get("hypernet", "shared"),
-        offset_scale=float(description.get("offset_scale", 1.0)),
-    )
-    kwargs = {}
-    if description["guide"] == "lr" and description.get("rank") is not None:
-        kwargs["rank"] = int(description["rank"])
     try:
-        guide = make_guide(factorization, description["guide"], **kwargs)
-    except KeyError as err:
-        raise CheckpointError(str(err)) from err
-    return factorization, guide
+        return ModelDescription.from_json(data, str(path))
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def load_run(
@@ -314,8 +238,11 @@ def load_run(
     description = load_model_json(out_dir)
     where = str(Path(out_dir) / CHECKPOINT_NAME)
     target = resolve_device(None if device is None else str(device))
-    with torch.random.fork_rng(devices=[]):
-        factorization, guide = build_model(description)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            factorization, guide = description.build()
+    except ConfigError as err:  # a component that is not registered in this process
+        raise CheckpointError(f"{Path(out_dir) / MODEL_NAME}: {err}") from None
     factorization.to(target)
     guide.to(target)
     saved = body["best_params"] if body["best_params"] is not None else body["params"]
@@ -338,11 +265,9 @@ def load_run(
 __all__ = [
     "CHECKPOINT_NAME",
     "MODEL_NAME",
-    "build_model",
     "load_checkpoint",
     "load_model_json",
     "load_run",
-    "model_description",
     "register_params",
     "restore",
     "rng_state",

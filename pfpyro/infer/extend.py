@@ -20,7 +20,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,8 @@ from tqdm.auto import tqdm
 
 from pfpyro.atomic import atomic_write_text
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
 from pfpyro.errors import CheckpointError, ConfigError
 from pfpyro.infer.checkpoint import (
-    build_model,
     load_model_json,
     load_run,
     register_params,
@@ -46,6 +44,7 @@ from pfpyro.infer.checkpoint import (
     snapshot,
 )
 from pfpyro.infer.trainer import pair_name, step_weights
+from pfpyro.model.description import ModelDescription, default_labels
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 
@@ -65,11 +64,11 @@ class ExtendResult:
 
 
 def new_latents(
-    description: Mapping[str, Any], pairs: list[Pair]
+    description: ModelDescription, pairs: list[Pair]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(new languages, new tasks) that ``pairs`` bring to the model of ``description``;
     ConfigError when a pair brings both at once (nothing would anchor either) or nothing."""
-    tasks, langs = set(description["tasks"]), set(description["langs"])
+    tasks, langs = set(description.tasks), set(description.langs)
     both = [pair_name(p) for p in pairs if p[0] not in tasks and p[1] not in langs]
     if both:
         raise ConfigError(
@@ -83,40 +82,40 @@ def new_latents(
             "every pair's task and language are already in the model: nothing to extend "
             "(to learn from more data of known languages, train again)"
         )
-    if new_tasks and description.get("hypernet", "shared") != "shared":
+    if new_tasks and description.hypernet.name != "shared":
         raise ConfigError(
             f"a new task ({', '.join(new_tasks)}) needs output columns of its own in a "
-            f"{description['hypernet']!r} hypernetwork, which extension cannot add; only the "
+            f"{description.hypernet.name!r} hypernetwork, which extension cannot add; only the "
             "shared (padded) layout takes new tasks"
         )
     return new_langs, new_tasks
 
 
 def extended_description(
-    description: Mapping[str, Any],
+    description: ModelDescription,
     new_langs: tuple[str, ...],
     new_tasks: tuple[str, ...],
     num_classes: Mapping[str, int] | None = None,
-) -> dict[str, Any]:
+) -> ModelDescription:
     """``description`` (model.json) with the new languages and tasks added (a new task's
-    label count from ``num_classes``, else from its label set)."""
-    out = dict(description)
-    out["langs"] = sorted([*description["langs"], *new_langs])
-    out["tasks"] = sorted([*description["tasks"], *new_tasks])
-    classes = dict(description["num_classes"])
-    width = int(description.get("max_classes") or max(classes.values()))
+    labels from its label set, or ``num_classes`` of them)."""
+    labels = dict(description.labels)
+    width = max(description.num_classes.values())
     for task in new_tasks:
-        classes[task] = int((num_classes or {}).get(task) or len(label_set(task)))
-        if classes[task] > width:
+        labels[task] = default_labels(task, (num_classes or {}).get(task))
+        if len(labels[task]) > width:
             raise ConfigError(
-                f"task {task!r} has {classes[task]} labels, more than the {width} output "
+                f"task {task!r} has {len(labels[task])} labels, more than the {width} output "
                 "slots of the trained hypernetwork"
             )
-    out["num_classes"] = classes
-    return out
+    return description.replace(
+        langs=(*description.langs, *new_langs),
+        tasks=(*description.tasks, *new_tasks),
+        labels=labels,
+    )
 
 
-def _row_map(old: list[str], new: list[str]) -> tuple[Tensor, Tensor]:
+def _row_map(old: Sequence[str], new: Sequence[str]) -> tuple[Tensor, Tensor]:
     """(rows in the new table, rows in the old one) of the names both tables hold."""
     kept = [name for name in new if name in old]
     return (
@@ -168,10 +167,10 @@ def extend(
     pairs = sorted(train)
     new_langs, new_tasks = new_latents(description, pairs)
     widths = {int(t.feature_dim) for t in train.values()}
-    if widths != {int(description["feature_dim"])}:
+    if widths != {description.feature_dim}:
         raise ConfigError(
             f"the new pairs' features are {sorted(widths)} wide; the run's model reads "
-            f"{description['feature_dim']} (encode them with the run's encoder)"
+            f"{description.feature_dim} (encode them with the run's encoder)"
         )
     extended = extended_description(description, new_langs, new_tasks, num_classes)
     old_factorization, old_guide, meta = load_run(run_dir)
@@ -181,7 +180,7 @@ def extend(
     started = time.perf_counter()
     with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
         pyro.set_rng_seed(seed)
-        factorization, guide = build_model(extended)
+        factorization, guide = extended.build()
         params = register_params(factorization, guide)
         trained, masks = _copy_known(params, old, description, extended)
         settings = (steps, batch_size, lr, num_particles, seed, progress)
@@ -236,8 +235,8 @@ def _run_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
 def _copy_known(
     params: dict[str, Tensor],
     old: dict[str, Tensor],
-    description: Mapping[str, Any],
-    extended: Mapping[str, Any],
+    description: ModelDescription,
+    extended: ModelDescription,
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     """Copy every known value into the extended model; returns the tensors to train (the
     guide's per-language and per-task tables) and, for each, the mask of its new rows."""
@@ -255,7 +254,9 @@ def _copy_known(
                     )
                 value.copy_(old[name])
                 continue
-            new_rows, old_rows = _row_map(list(description[axis]), list(extended[axis]))
+            new_rows, old_rows = _row_map(
+                list(getattr(description, axis)), list(getattr(extended, axis))
+            )
             value[new_rows] = old[name][old_rows].to(value.dtype)
             mask = torch.ones(value.shape[0], dtype=torch.bool)
             mask[new_rows] = False
@@ -343,8 +344,8 @@ def _fit(
 def _check_unchanged(
     params: dict[str, Tensor],
     old: dict[str, Tensor],
-    description: Mapping[str, Any],
-    extended: Mapping[str, Any],
+    description: ModelDescription,
+    extended: ModelDescription,
 ) -> None:
     """Every known value is still exactly what the run had (a guard, not a hope)."""
     for name, value in params.items():
@@ -352,7 +353,9 @@ def _check_unchanged(
         if axis is None:
             same = torch.equal(value.detach().cpu(), old[name])
         else:
-            new_rows, old_rows = _row_map(list(description[axis]), list(extended[axis]))
+            new_rows, old_rows = _row_map(
+                list(getattr(description, axis)), list(getattr(extended, axis))
+            )
             same = torch.equal(value.detach().cpu()[new_rows], old[name][old_rows])
         if not same:
             raise RuntimeError(f"extension changed the known values of {name}")

@@ -29,9 +29,9 @@ from pyro.infer import Predictive
 from torch import Tensor
 
 from pfpyro.errors import ConfigError
-from pfpyro.evaluate.uncertainty import token_entropy
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.predictor import token_entropy
 
 MODES = ("plugin", "bma")
 

@@ -27,6 +27,7 @@ It can also decay the learning rate by ``lr_decay`` per step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from pfpyro.config import ELBO_NAMES, TrainConfig
+from pfpyro.config import ELBO_NAMES, ModelConfig, TrainConfig
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.data.labels import label_set
 from pfpyro.data.partition import constraint_violations
@@ -50,10 +51,8 @@ from pfpyro.device import resolve_device
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.infer.checkpoint import (
     CHECKPOINT_NAME,
-    build_model,
     load_checkpoint,
     load_model_json,
-    model_description,
     register_params,
     restore,
     rng_state,
@@ -64,9 +63,11 @@ from pfpyro.infer.checkpoint import (
 )
 from pfpyro.infer.logging import RunLogger
 from pfpyro.infer.predict import PFPredictor
+from pfpyro.model.description import Component, ModelDescription, check_model_config
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 from pfpyro.model.kl import kl_lowrank_to_standard
+from pfpyro.predictor import token_accuracy
 
 Pair = tuple[str, str]
 
@@ -142,16 +143,9 @@ def step_weights(
     return {pair: 1.0 / (count * p) for pair, p in probs.items()}, beta / count
 
 
-def token_accuracy(probs: Tensor, labels: Tensor, mask: Tensor) -> float:
-    """Share of real words whose most probable label is the gold one."""
-    mask = mask.to(probs.device, torch.bool)
-    correct = (probs.argmax(-1) == labels.to(probs.device)) & mask
-    return float(correct.sum()) / max(int(mask.sum()), 1)
-
-
 def accuracy_scorer(task: str, probs: Tensor, labels: Tensor, mask: Tensor) -> float:
     """The default dev scorer: token accuracy, whatever the task."""
-    return token_accuracy(probs, labels, mask)
+    return token_accuracy(labels, probs.argmax(-1), mask)
 
 
 Scorer = Callable[[str, Tensor, Tensor, Tensor], float]
@@ -248,6 +242,7 @@ def train(
     dev: Mapping[Pair, PairTensors],
     config: TrainConfig,
     *,
+    model: ModelConfig | ModelDescription | None = None,
     tasks: Sequence[str] | None = None,
     langs: Sequence[str] | None = None,
     num_classes: Mapping[str, int] | None = None,
@@ -258,18 +253,25 @@ def train(
 ) -> TrainResult:
     """Fit q(t), q(l) and the hypernetwork by SVI on the seen pairs ``train``.
 
-    ``dev`` drives model selection and early stopping, scored by ``scorer``: the seen pairs'
-    own dev data (``dev_role="seen"``) or validation pairs held out of ``train`` and scored
-    zero-shot (``dev_role="zero-shot"``). ``tasks`` and ``langs`` default to those of the
-    training and dev pairs and may add more (a held-out pair needs its task and language in
-    the model). With ``out_dir`` a checkpoint, ``model.json`` and the
-    log are written there; ``resume=True`` continues from its checkpoint (and starts afresh when
-    there is none), ending exactly where an uninterrupted run with the same seed would.
+    ``model`` is the architecture: a :class:`ModelConfig` (default: the paper's), completed
+    here with the data's tasks, languages, label counts and feature moments, or a whole
+    :class:`ModelDescription`. ``dev`` drives model selection and early stopping, scored by
+    ``scorer``: the seen pairs' own dev data (``dev_role="seen"``) or validation pairs held
+    out of ``train`` and scored zero-shot (``dev_role="zero-shot"``). ``tasks`` and ``langs``
+    default to those of the training and dev pairs and may add more (a held-out pair needs
+    its task and language in the model). With ``out_dir`` a checkpoint, ``model.json`` and
+    the log are written there; ``resume=True`` continues from its checkpoint (and starts
+    afresh when there is none), ending exactly where an uninterrupted run with the same seed
+    would.
 
     The run seeds Pyro's global random state (torch, ``random``, numpy) with ``config.seed``
     and trains in a fresh parameter store, leaving the caller's store as it was.
     """
     config.validate()
+    if isinstance(model, ModelDescription):  # its sizes are the defaults
+        tasks = model.tasks if tasks is None else tasks
+        langs = model.langs if langs is None else langs
+        num_classes = model.num_classes if num_classes is None else num_classes
     task_list, lang_list, classes, feature_dim = _check_data(
         train, dev, tasks, langs, num_classes, dev_role
     )
@@ -281,28 +283,15 @@ def train(
                 f"{run_dir} already holds a checkpoint; resume it or choose another folder"
             )
         saved = load_checkpoint(run_dir)
-    moments = (None, None)
-    if saved is not None:  # a resumed run keeps the moments it started with
-        previous = load_model_json(run_dir)
-        moments = (previous.get("feature_mean"), previous.get("feature_scale"))
-    elif config.standardize:
-        moments = feature_moments(torch.cat([tensors.words() for tensors in train.values()]))
-        moments = (moments[0].tolist(), moments[1].tolist())
-    description = model_description(
-        task_list,
-        lang_list,
-        classes,
-        feature_dim,
-        latent_dim=config.latent_dim,
-        hidden_dims=config.hidden_dims,
-        init_variance=config.init_variance,
-        guide=config.guide,
-        rank=config.rank,
-        feature_mean=moments[0],
-        feature_scale=moments[1],
-        hypernet=config.hypernet,
-        offset_scale=config.offset_scale,
-    )
+    previous = load_model_json(run_dir) if saved is not None else None
+    description = describe(model, train, task_list, lang_list, classes, feature_dim, previous)
+    if previous is not None and previous != description:
+        fields = [f.name for f in dataclasses.fields(description)]
+        differ = [name for name in fields if getattr(previous, name) != getattr(description, name)]
+        raise ConfigError(
+            f"cannot resume {run_dir}: its model.json describes another model than this run's "
+            f"(they differ in {', '.join(differ)})"
+        )
     # A fresh parameter store: the modules register (and so train) their own tensors.
     with pyro.get_param_store().scope():
         run = _Run(train, dev, config, description, run_dir, scorer)
@@ -318,16 +307,79 @@ def train(
     )
 
 
+def describe(
+    model: ModelConfig | ModelDescription | None,
+    train: Mapping[Pair, PairTensors],
+    tasks: Sequence[str],
+    langs: Sequence[str],
+    num_classes: Mapping[str, int],
+    feature_dim: int,
+    previous: ModelDescription | None = None,
+) -> ModelDescription:
+    """The whole description of the model to train: ``model``'s architecture with the data's
+    sizes and label names, and feature moments from the training words (a resumed run keeps
+    ``previous``'s, which came from the same words)."""
+    if isinstance(model, ModelDescription):
+        if set(model.tasks) != set(tasks) or set(model.langs) != set(langs):
+            raise ConfigError(
+                "the model description's tasks and languages differ from the data's: "
+                f"{sorted(model.tasks)} × {sorted(model.langs)} vs {sorted(tasks)} × "
+                f"{sorted(langs)}"
+            )
+        if model.feature_dim != feature_dim or model.num_classes != dict(num_classes):
+            raise ConfigError(
+                f"the model description (width {model.feature_dim}, classes "
+                f"{model.num_classes}) does not fit the data (width {feature_dim}, classes "
+                f"{dict(num_classes)})"
+            )
+        return model
+    model = model if model is not None else ModelConfig()
+    check_model_config(model)
+    if previous is not None:
+        moments = (previous.feature_mean, previous.feature_scale)
+    elif model.standardize:
+        mean, scale = feature_moments(torch.cat([tensors.words() for tensors in train.values()]))
+        moments = (tuple(mean.tolist()), tuple(scale.tolist()))
+    else:
+        moments = (None, None)
+    return ModelDescription.for_sizes(
+        tasks,
+        langs,
+        num_classes,
+        feature_dim,
+        latent_dim=model.latent_dim,
+        prior=Component(*model.component("prior")),
+        hypernet=Component(*model.component("hypernet")),
+        head=Component(*model.component("head")),
+        guide=Component(*model.component("guide")),
+        feature_mean=moments[0],
+        feature_scale=moments[1],
+        imports=tuple(model.imports),
+    )
+
+
 def optimiser_settings(config: TrainConfig) -> Callable[[str], dict[str, float]]:
     """ClippedAdam's settings per parameter: ``weight_decay`` on the hypernetwork's ψ, φ only
     (the guide's q(t), q(l) have their prior in the ELBO already)."""
-    common = {"lr": config.lr, "clip_norm": config.clip_norm, "lrd": config.lr_decay}
+    optim = config.optim
+    common = {"lr": optim.lr, "clip_norm": optim.clip_norm, "lrd": optim.lr_decay}
 
     def settings(param_name: str) -> dict[str, float]:
-        decay = config.weight_decay if param_name.startswith("hypernet.") else 0.0
+        decay = optim.weight_decay if param_name.startswith("hypernet.") else 0.0
         return {**common, "weight_decay": decay}
 
     return settings
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict with dotted keys ("optim.lr"), for saying what changed."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _fmt(value: float | None) -> str:
@@ -342,7 +394,7 @@ class _Run:
         train: Mapping[Pair, PairTensors],
         dev: Mapping[Pair, PairTensors],
         config: TrainConfig,
-        description: Mapping[str, Any],
+        description: ModelDescription,
         run_dir: Path | None,
         scorer: Scorer = accuracy_scorer,
     ) -> None:
@@ -368,7 +420,7 @@ class _Run:
         self.resumed = False
 
         pyro.set_rng_seed(config.seed)
-        self.factorization, self.guide = build_model(description)
+        self.factorization, self.guide = description.build()
         self.factorization.to(self.device)
         self.guide.to(self.device)
         self.params = register_params(self.factorization, self.guide)
@@ -383,7 +435,7 @@ class _Run:
 
     # -- checkpoints -------------------------------------------------------------------------
     def resume_from(self, saved: Mapping[str, Any], where: str) -> None:
-        now, then = self.config.to_dict(), dict(saved["config"])
+        now, then = _flat(self.config.to_dict()), _flat(dict(saved["config"]))
         changed = [
             f"{key} (checkpoint {then.get(key)!r}, now {now[key]!r})"
             for key in now
@@ -538,7 +590,7 @@ class _Run:
     def current_lr(self) -> float:
         for optimizer in self.svi.optim.optim_objs.values():
             return float(optimizer.param_groups[0]["lr"])
-        return self.config.lr
+        return self.config.optim.lr
 
 
 __all__ = [

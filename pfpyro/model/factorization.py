@@ -9,6 +9,9 @@ One SVI step sees one pair (i, j) and a mini-batch of its sentences, so the mode
 that pair only: the other slices of the n×m×d tensor Θ do not touch the step's likelihood, and
 since the guide's q(θ | t, l) is p(θ | t, l) itself, their ELBO terms are exactly zero.
 
+The prior, the hypernetwork (f_psi, f_phi) and the head (the softmax) are components, each
+chosen by its registered name (:mod:`pfpyro.model.registry`); the above are the paper's.
+
 Plates: ``tasks`` and ``languages`` (dim -1, each around its own vectors), ``sentences``
 (dim -2, subsampled and scaled to the pair's size) and ``words`` (dim -1, masked at padding).
 Vectorised particles and Predictive's samples take dim -3, so ``MAX_PLATE_NESTING = 2``.
@@ -23,27 +26,20 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.nn import PyroModule
-from torch import Tensor
+from torch import Tensor, nn
 
-from pfpyro.data.labels import label_set
 from pfpyro.errors import ConfigError
-from pfpyro.model.heads import Head, SoftmaxHead
-from pfpyro.model.hypernet import HYPERNETWORKS, HyperNetwork, TaskBlockedHyperNetwork
+from pfpyro.model.heads import Head
+from pfpyro.model.priors import LatentPrior
 
 MAX_PLATE_NESTING = 2
 
 
-def standard_normal(dim: int, like: Tensor) -> dist.MultivariateNormal:
-    """N(0, I_dim): the prior of every task and language vector (paper §2, step 1)."""
-    zeros = like.new_zeros(dim)
-    return dist.MultivariateNormal(
-        zeros, scale_tril=torch.eye(dim, dtype=like.dtype, device=like.device)
-    )
-
-
 class ParameterFactorization(PyroModule):
-    """Holds the generative model's learned parts (the hypernetwork ψ, φ and the head) and
-    its two latent index sets: ``tasks`` and ``langs`` (sorted, so indices are stable)."""
+    """The generative model's learned parts, its prior over t and l, the hypernetwork ψ, φ and
+    the head, over two latent index sets: ``tasks`` and ``langs`` (sorted, so indices are
+    stable). Built from a :class:`~pfpyro.model.description.ModelDescription`, which names
+    each component; ``description`` is then set to it."""
 
     def __init__(
         self,
@@ -51,42 +47,26 @@ class ParameterFactorization(PyroModule):
         langs: Sequence[str],
         feature_dim: int,
         *,
-        num_classes: Mapping[str, int] | None = None,
-        latent_dim: int = 100,
-        hidden_dims: Sequence[int] = (400, 768, 768, 768, 768),
-        init_variance: float = 1e-3,
-        head: Head | None = None,
+        num_classes: Mapping[str, int],
+        latent_dim: int,
+        prior: LatentPrior,
+        hypernet: nn.Module,
+        head: Head,
         feature_mean: Tensor | None = None,
         feature_scale: Tensor | None = None,
-        hypernet: str = "shared",
-        offset_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.tasks = tuple(sorted(tasks))
         self.langs = tuple(sorted(langs))
         if not self.tasks or not self.langs:
             raise ConfigError("the model needs at least one task and one language")
-        self.num_classes = dict(num_classes or {t: len(label_set(t)) for t in self.tasks})
+        self.num_classes = {task: int(num_classes[task]) for task in self.tasks}
         self.feature_dim = feature_dim
         self.latent_dim = latent_dim
-        self.head = head or SoftmaxHead(feature_dim, max(self.num_classes.values()))
-        if hypernet not in HYPERNETWORKS:
-            raise ConfigError(f"unknown hypernetwork {hypernet!r}; known: {HYPERNETWORKS}")
-        self.hypernet_kind = hypernet
-        if hypernet == "shared":  # the paper's: one padded output shared by every task
-            self.hypernet = HyperNetwork(
-                latent_dim, self.head.num_params, hidden_dims, init_variance
-            )
-        else:  # each task its own output block (and, "residual", its own base classifier)
-            out_dims = [self.head.params_for(self.num_classes[task]) for task in self.tasks]
-            self.hypernet = TaskBlockedHyperNetwork(
-                latent_dim,
-                out_dims,
-                hidden_dims,
-                init_variance,
-                base=hypernet == "residual",
-                offset_scale=offset_scale,
-            )
+        self.prior = prior
+        self.hypernet = hypernet
+        self.head = head
+        self.description = None  # the ModelDescription it was built from, if any
         self.anchor = torch.nn.Buffer(torch.zeros(()))  # tells the model's device and dtype
         # x_ijk is the encoder state standardised by the seen training words' moments (fixed
         # before training, not learned): encoder states share a large offset that would
@@ -114,6 +94,32 @@ class ParameterFactorization(PyroModule):
         return (features - self.feature_mean) / self.feature_scale
 
     # -- the generative story ----------------------------------------------------------------
+    def latent_plates(self) -> tuple[pyro.plate, pyro.plate]:
+        """The plates of the task vectors and of the language vectors (both dim -1)."""
+        return (
+            pyro.plate("tasks", len(self.tasks), dim=-1),
+            pyro.plate("languages", len(self.langs), dim=-1),
+        )
+
+    def sample_latents(
+        self,
+        task_distribution: dist.Distribution,
+        language_distribution: dist.Distribution,
+        kl_weight: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """Sites t [.., n, h] and l [.., m, h] in :meth:`latent_plates`, scaled by ``kl_weight``.
+
+        The model calls it with the prior's distributions and the guide with the posterior's,
+        so the two always open the same plates with the same scale.
+        """
+        tasks, languages = self.latent_plates()
+        with poutine.scale(scale=kl_weight):
+            with tasks:
+                t = pyro.sample("t", task_distribution)
+            with languages:
+                l = pyro.sample("l", language_distribution)
+        return t, l
+
     def sample_theta(self, t_i: Tensor, l_j: Tensor, task: int | None = None) -> Tensor:
         """θ_ij ~ N(f_psi(t_i, l_j), diag f_phi(t_i, l_j)) (Algorithm 1, lines 7–9).
 
@@ -146,13 +152,9 @@ class ParameterFactorization(PyroModule):
         (β / P). The trainer sets them (:func:`pfpyro.infer.trainer.step_weights`).
         """
         i, j = self.task_index(task), self.lang_index(lang)
-        h = self.latent_dim
-        # Algorithm 1, lines 1–4: a vector per task and per language, t_i, l_j ~ N(0, I_h).
-        with poutine.scale(scale=kl_weight):
-            with pyro.plate("tasks", len(self.tasks), dim=-1):
-                t = pyro.sample("t", standard_normal(h, self.anchor))
-            with pyro.plate("languages", len(self.langs), dim=-1):
-                l = pyro.sample("l", standard_normal(h, self.anchor))
+        # Algorithm 1, lines 1–4: a vector per task and per language, t_i ~ p(t), l_j ~ p(l)
+        # (the paper's prior: N(0, I_h); see pfpyro.model.priors).
+        t, l = self.sample_latents(*self.prior(), kl_weight)
         # Lines 5–9 for the pair (i, j). Slicing with i:i+1 keeps the plate dimension, so θ's
         # batch shape stays aligned with vectorised particles and Predictive's sample plate.
         theta = self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)

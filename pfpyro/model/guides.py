@@ -5,21 +5,21 @@ q(t_i) = N(m_t, S_t) and q(l_j) = N(m_l, S_l) (eqs. 1–2) with a structured cov
   PF-d:   S = diag(δ²)                                          (eq. 9 with B = 0)
 q(θ | t, l) is the model's own p(θ | t, l) (eq. 3), drawn by the model's ``sample_theta``.
 
-A new family subclasses :class:`FactorizationGuide` and implements ``task_posterior`` and
-``language_posterior``; see docs/extending.md.
+A new family subclasses :class:`FactorizationGuide`, implements ``task_posterior`` and
+``language_posterior`` and is registered by name (:func:`pfpyro.model.registry.register`);
+see docs/extending.md.
 """
 
 from __future__ import annotations
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.nn import PyroModule, PyroParam
 from torch import Tensor
 from torch.nn.functional import softplus
 
 from pfpyro.model.factorization import ParameterFactorization
+from pfpyro.model.registry import lookup, register
 
 
 class FactorizationGuide(PyroModule):
@@ -30,8 +30,10 @@ class FactorizationGuide(PyroModule):
         self.tasks = factorization.tasks
         self.langs = factorization.langs
         self.latent_dim = factorization.latent_dim
-        # A bound method, not a sub-module: the hypernetwork's parameters stay the model's own.
+        # Bound methods, not a sub-module: the hypernetwork's parameters stay the model's own,
+        # and the latent sites are opened exactly as the model opens them.
         self.sample_theta = factorization.sample_theta
+        self.sample_latents = factorization.sample_latents
         self.task_index = factorization.task_index
         self.lang_index = factorization.lang_index
 
@@ -55,11 +57,7 @@ class FactorizationGuide(PyroModule):
         pair_weight: float = 1.0,
     ) -> None:
         i, j = self.task_index(task), self.lang_index(lang)
-        with poutine.scale(scale=kl_weight):
-            with pyro.plate("tasks", len(self.tasks), dim=-1):
-                t = pyro.sample("t", self.task_posterior())
-            with pyro.plate("languages", len(self.langs), dim=-1):
-                l = pyro.sample("l", self.language_posterior())
+        t, l = self.sample_latents(self.task_posterior(), self.language_posterior(), kl_weight)
         self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
 
     @torch.no_grad()
@@ -78,6 +76,7 @@ def _init_uniform(*shape: int) -> Tensor:
     return 0.5 * torch.rand(*shape)
 
 
+@register("guide", "lr")
 class LowRankGuide(FactorizationGuide):
     """PF-lr: a diagonal-plus-rank-k Gaussian per task and per language (eqs. 7–8)."""
 
@@ -99,6 +98,7 @@ class LowRankGuide(FactorizationGuide):
         return dist.LowRankMultivariateNormal(self.l_loc, self.l_factor, softplus(self.l_rho))
 
 
+@register("guide", "d")
 class DiagonalGuide(FactorizationGuide):
     """PF-d: a diagonal Gaussian per task and per language; δ² = softplus(ρ) is the variance."""
 
@@ -117,14 +117,8 @@ class DiagonalGuide(FactorizationGuide):
         return dist.Normal(self.l_loc, softplus(self.l_rho).sqrt()).to_event(1)
 
 
-GUIDES: dict[str, type[FactorizationGuide]] = {"lr": LowRankGuide, "d": DiagonalGuide}
-
-
 def make_guide(
     factorization: ParameterFactorization, kind: str = "lr", **kwargs
 ) -> FactorizationGuide:
-    """The guide named ``kind``: "lr" (PF-lr) or "d" (PF-d), or a registered extension."""
-    try:
-        return GUIDES[kind](factorization, **kwargs)
-    except KeyError:
-        raise KeyError(f"unknown guide {kind!r}; known: {', '.join(GUIDES)}") from None
+    """The guide registered as ``kind``: "lr" (PF-lr), "d" (PF-d), or a user's."""
+    return lookup("guide", kind)(factorization, **kwargs)

@@ -2,13 +2,16 @@
 
 The paper's head is a softmax classifier, theta = vec(W) ⊕ b with W ∈ R^{e×c}, b ∈ R^c
 (§2, step 3). A new head (another likelihood, a small generated MLP, ...) subclasses
-:class:`Head` and is passed to :class:`~pfpyro.model.factorization.ParameterFactorization`.
+:class:`Head` and is registered by name (:func:`pfpyro.model.registry.register`), so a config
+and ``model.json`` can name it.
 """
 
 from __future__ import annotations
 
 import pyro.distributions as dist
 from torch import Tensor
+
+from pfpyro.model.registry import register
 
 
 class Head:
@@ -23,6 +26,11 @@ class Head:
         """d in the paper: the width of theta."""
         raise NotImplementedError
 
+    def params_for(self, num_classes: int) -> int:
+        """The width of a θ that serves a task of ``num_classes`` labels (what a task-blocked
+        hypernetwork generates for it); by default the padded width, ``num_params``."""
+        return self.num_params
+
     def logits(self, theta: Tensor, features: Tensor, num_classes: int) -> Tensor:
         """Unnormalised scores [..., B, T, num_classes] of the task's classes."""
         raise NotImplementedError
@@ -32,6 +40,7 @@ class Head:
         return dist.Categorical(logits=self.logits(theta, features, num_classes))
 
 
+@register("head", "softmax")
 class SoftmaxHead(Head):
     """softmax(W x + b): d = e·c + c. A task with fewer than c classes uses the first
     ``num_classes`` columns; the others are masked out of its softmax, not given mass."""

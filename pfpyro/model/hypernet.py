@@ -14,6 +14,11 @@ import torch
 from pyro.nn import PyroModule
 from torch import Tensor, nn
 
+from pfpyro.errors import ConfigError
+from pfpyro.model.registry import register
+
+PAPER_HIDDEN_DIMS = (400, 768, 768, 768, 768)
+
 
 def combine(t: Tensor, l: Tensor) -> Tensor:
     """The hypernetwork's input t ⊕ l ⊕ (t − l) ⊕ (t ⊙ l), of width 4h."""
@@ -45,7 +50,7 @@ class HyperNetwork(PyroModule):
         self,
         latent_dim: int,
         out_dim: int,
-        hidden_dims: Sequence[int] = (400, 768, 768, 768, 768),
+        hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
         init_variance: float = 1e-3,
     ) -> None:
         super().__init__()
@@ -115,7 +120,58 @@ class TaskBlockedHyperNetwork(PyroModule):
         return mean, nn.functional.softplus(self.variance[task](hidden))
 
 
-HYPERNETWORKS = ("shared", "blocked", "residual")
-"""The hypernetwork layouts a config can name: the paper's shared output ("shared"), one
-output block per task ("blocked"), and per-task base classifiers plus a language-dependent
-offset ("residual"); see :class:`TaskBlockedHyperNetwork`."""
+# -- the registered layouts (factories: latent_dim, per-task θ widths, named arguments) --------
+def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...]:
+    """``hidden_dims`` as a tuple; ConfigError on a width or variance no network can have."""
+    if any(int(h) < 1 for h in hidden_dims):
+        raise ConfigError(f"hidden_dims must be positive, got {list(hidden_dims)}")
+    if not init_variance > 0:
+        raise ConfigError(f"init_variance must be positive, got {init_variance}")
+    return tuple(int(h) for h in hidden_dims)
+
+
+@register("hypernet", "shared")
+def shared_hypernet(
+    latent_dim: int,
+    out_dims: Sequence[int],
+    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+    init_variance: float = 1e-3,
+) -> HyperNetwork:
+    """The paper's layout: one output, as wide as the widest task's θ, shared by every task
+    (a task with fewer labels uses the first columns)."""
+    return HyperNetwork(
+        latent_dim, max(out_dims), _checked(hidden_dims, init_variance), init_variance
+    )
+
+
+@register("hypernet", "blocked")
+def blocked_hypernet(
+    latent_dim: int,
+    out_dims: Sequence[int],
+    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+    init_variance: float = 1e-3,
+) -> TaskBlockedHyperNetwork:
+    """One output block per task, no shared slots (:class:`TaskBlockedHyperNetwork`)."""
+    hidden = _checked(hidden_dims, init_variance)
+    return TaskBlockedHyperNetwork(latent_dim, out_dims, hidden, init_variance)
+
+
+@register("hypernet", "residual")
+def residual_hypernet(
+    latent_dim: int,
+    out_dims: Sequence[int],
+    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+    init_variance: float = 1e-3,
+    offset_scale: float = 1.0,
+) -> TaskBlockedHyperNetwork:
+    """Per-task base classifiers plus a language-dependent offset scaled by ``offset_scale``."""
+    if not offset_scale > 0:
+        raise ConfigError(f"offset_scale must be positive, got {offset_scale}")
+    return TaskBlockedHyperNetwork(
+        latent_dim,
+        out_dims,
+        _checked(hidden_dims, init_variance),
+        init_variance,
+        base=True,
+        offset_scale=offset_scale,
+    )

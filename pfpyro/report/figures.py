@@ -26,6 +26,7 @@ from pfpyro.atomic import atomic_write
 from pfpyro.data.labels import LABEL_SETS
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate.correlation import POOLED, Correlation, correlate_by_group
+from pfpyro.evaluate.uncertainty import ece_from_bins
 from pfpyro.report.tables import (
     as_frame,
     check_columns,
@@ -517,15 +518,6 @@ def pool_reliability(
     ).reset_index(drop=True)
 
 
-def ece_from_bins(bins: pd.DataFrame) -> float:
-    """Expected calibration error: the count-weighted mean |accuracy − confidence| over bins."""
-    total = float(bins["count"].sum())
-    if total <= 0:
-        return math.nan
-    gaps = (bins["accuracy"] - bins["confidence"]).abs() * bins["count"]
-    return float(gaps.sum() / total)
-
-
 def figure_reliability(
     reliability: pd.DataFrame | str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -579,7 +571,7 @@ def figure_reliability(
                     lw=0.6,
                     label="gap to confidence",
                 )
-                ece = 100 * ece_from_bins(cell)
+                ece = 100 * ece_from_bins(cell["count"], conf, acc)
                 ax.set_title(
                     f"{display_name(model)} · {_TASK_TITLE.get(task, task)}: ECE {ece:.2f}%",
                     fontsize="medium",

@@ -29,7 +29,7 @@ RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang",
 
 # The baselines first, then the two guides of the factorization (the paper's Table 1 order,
 # with the weakest single-source baseline first); any other model follows alphabetically.
-MODEL_ORDER: tuple[str, ...] = ("ns", "ls", "bea", "jm", "pf-d", "pf-lr")
+MODEL_ORDER: tuple[str, ...] = ("ns", "ls", "bea", "jm", "pf-d", "pf-lr", "pf")
 
 # (task, metric, column label): the headline metric of each task, NER's span F1 of the valid
 # IOB2 (constrained Viterbi) decoding, and NER's token F1 that the paper's numbers correspond to.
@@ -52,7 +52,8 @@ BMA_SUFFIX = "-bma"
 
 STATS: tuple[str, ...] = ("mean", "std", "seeds")
 
-_DISPLAY = {"ns": "NS", "ls": "LS", "bea": "BEA", "jm": "JM", "pf-d": "PF-d", "pf-lr": "PF-lr"}
+_DISPLAY = {"ns": "NS", "ls": "LS", "bea": "BEA", "jm": "JM", "pf-d": "PF-d", "pf-lr": "PF-lr",
+            "pf": "PF"}  # fmt: skip
 
 
 def display_name(model: str) -> str:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from pfpyro.config import migrate_legacy_train
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,8 @@ BASE = {
     "predict": {"bma_samples": 100, "entropy_sentences": 800},
     "seeds": [0],
 }
+# The variants are written here in one flat mapping (architecture, optimiser and run together,
+# pfpyro 0.1's train: form) and split into model:, optim: and train: as they are written.
 TRAIN = {
     "guide": "d",
     "latent_dim": 10,
@@ -85,11 +89,17 @@ def write_study(
     folder.mkdir(parents=True, exist_ok=True)
     baselines = {**base, "name": f"{prefix}-baselines", "train": train}
     baselines["models"] = ["ns", "ls", "jm", "bea"]
-    (folder / "baselines.yaml").write_text(yaml.safe_dump(baselines, sort_keys=False))
+    (folder / "baselines.yaml").write_text(dump(baselines))
     for name, extra in variants.items():
         config = {**base, "name": f"{prefix}-{name}", "train": {**train, **extra}}
         config["models"] = pf_models
-        (folder / f"pf-{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (folder / f"pf-{name}.yaml").write_text(dump(config))
+
+
+def dump(config: dict) -> str:
+    """The YAML of ``config``, its flat ``train:`` split into model:, optim: and train:."""
+    split, _ = migrate_legacy_train(config, "make_variants")
+    return yaml.safe_dump(split, sort_keys=False)
 
 
 def grid_base() -> tuple[dict, dict]:
@@ -97,7 +107,11 @@ def grid_base() -> tuple[dict, dict]:
     steps; returns (everything but ``train`` and ``models``, ``train``)."""
     paper = yaml.safe_load((CONFIGS / "paper.yaml").read_text())
     paper = {k: v for k, v in paper.items() if k not in ("name", "models")}
-    train = {**paper.pop("train"), "eval_every": 100}
+    model, optim = paper.pop("model"), paper.pop("optim")
+    hypernet, guide = model.pop("hypernet"), model.pop("guide")  # flat again, as TRAIN is
+    flat = {**model, **hypernet, "hypernet": hypernet["name"], **guide, "guide": guide["name"]}
+    flat.pop("name")
+    train = {**flat, **optim, **paper.pop("train"), "eval_every": 100}
     return {**paper, "selection": GRID_SELECTION}, train
 
 

@@ -1,0 +1,275 @@
+"""One typed description of a parameter-factorization model: what ``model.json`` holds.
+
+It names the four components by their registered names with their arguments (prior,
+hypernetwork, head, guide; see :mod:`pfpyro.model.registry`) and holds what the data decide:
+the tasks and languages, each task's label names, the feature width and the features'
+standardising moments. :meth:`ModelDescription.build` makes the model and guide from it, so a
+run folder rebuilds any model whose components are registered, pfpyro's or the user's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pfpyro
+from pfpyro.config import ModelConfig, import_components
+from pfpyro.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pfpyro.model.factorization import ParameterFactorization
+    from pfpyro.model.guides import FactorizationGuide
+
+FORMAT = "pfpyro-model"
+FORMAT_VERSION = 2
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copies: tuples become lists, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component's name and the keyword arguments its factory takes."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # JSON's form (lists, not tuples), so a description equals its round trip.
+        object.__setattr__(self, "args", _plain(dict(self.args)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "args": _plain(dict(self.args))}
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> Component:
+        """From ``{"name": ..., "args": {...}}``, or from a bare name."""
+        if isinstance(value, str):
+            return cls(value)
+        if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+            raise ConfigError(f"{where}: expected a component {{name, args}}, found {value!r}")
+        args = value.get("args") or {}
+        if not isinstance(args, Mapping) or set(value) - {"name", "args"}:
+            raise ConfigError(f"{where}: a component holds only 'name' and 'args'")
+        return cls(value["name"], dict(args))
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """Everything needed to rebuild a model and its guide (see the module notes)."""
+
+    tasks: tuple[str, ...]
+    langs: tuple[str, ...]
+    labels: Mapping[str, tuple[str, ...]]  # each task's label names, in id order
+    feature_dim: int
+    latent_dim: int = 100
+    prior: Component = Component("standard-normal")
+    hypernet: Component = Component("shared")
+    head: Component = Component("softmax")
+    guide: Component = Component("lr", {"rank": 10})
+    feature_mean: tuple[float, ...] | None = None
+    feature_scale: tuple[float, ...] | None = None
+    imports: tuple[str, ...] = ()  # modules that register user components
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise the containers once
+        set_(self, "tasks", tuple(sorted(self.tasks)))
+        set_(self, "langs", tuple(sorted(self.langs)))
+        set_(self, "labels", {t: tuple(str(x) for x in self.labels[t]) for t in self.labels})
+        set_(self, "imports", tuple(self.imports))
+        for name in ("feature_mean", "feature_scale"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, tuple(float(v) for v in value))
+        missing = [task for task in self.tasks if task not in self.labels]
+        if missing:
+            raise ConfigError(f"model description: no label names for task(s) {missing}")
+        if not self.tasks or not self.langs:
+            raise ConfigError("the model needs at least one task and one language")
+
+    @classmethod
+    def for_sizes(
+        cls,
+        tasks: Sequence[str],
+        langs: Sequence[str],
+        num_classes: Mapping[str, int],
+        feature_dim: int,
+        **fields: Any,
+    ) -> ModelDescription:
+        """A description from label counts (names: the task's label set, else "0", "1", ...);
+        ``fields`` are the other fields (components as :class:`Component` or bare names)."""
+        for kind in ("prior", "hypernet", "head", "guide"):
+            if isinstance(fields.get(kind), str):
+                fields[kind] = Component(fields[kind])
+        labels = {task: default_labels(task, num_classes[task]) for task in tasks}
+        return cls(tuple(tasks), tuple(langs), labels, int(feature_dim), **fields)
+
+    @property
+    def num_classes(self) -> dict[str, int]:
+        return {task: len(self.labels[task]) for task in self.tasks}
+
+    def replace(self, **changes: Any) -> ModelDescription:
+        return dataclasses.replace(self, **changes)
+
+    # -- building --------------------------------------------------------------------------
+    def import_modules(self) -> None:
+        """Import the modules named in ``imports`` (they register user components)."""
+        import_components(self.imports)
+
+    def build(self) -> tuple[ParameterFactorization, FactorizationGuide]:
+        """A fresh model and guide: each component made by its registered factory."""
+        import torch
+
+        from pfpyro.model.factorization import ParameterFactorization
+
+        self.import_modules()
+        head = _make("head", self.head, self.feature_dim, max(self.num_classes.values()))
+        prior = _make("prior", self.prior, self.tasks, self.langs, self.latent_dim)
+        out_dims = [head.params_for(self.num_classes[task]) for task in self.tasks]
+        hypernet = _make("hypernet", self.hypernet, self.latent_dim, out_dims)
+        factorization = ParameterFactorization(
+            self.tasks,
+            self.langs,
+            self.feature_dim,
+            num_classes=self.num_classes,
+            latent_dim=self.latent_dim,
+            prior=prior,
+            hypernet=hypernet,
+            head=head,
+            feature_mean=None if self.feature_mean is None else torch.tensor(self.feature_mean),
+            feature_scale=None if self.feature_scale is None else torch.tensor(self.feature_scale),
+        )
+        factorization.description = self
+        return factorization, _make("guide", self.guide, factorization)
+
+    # -- JSON ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "version": pfpyro.__version__,
+            "tasks": list(self.tasks),
+            "langs": list(self.langs),
+            "labels": {task: list(self.labels[task]) for task in self.tasks},
+            "feature_dim": int(self.feature_dim),
+            "latent_dim": int(self.latent_dim),
+            "prior": self.prior.to_json(),
+            "hypernet": self.hypernet.to_json(),
+            "head": self.head.to_json(),
+            "guide": self.guide.to_json(),
+            "feature_mean": None if self.feature_mean is None else list(self.feature_mean),
+            "feature_scale": None if self.feature_scale is None else list(self.feature_scale),
+            "imports": list(self.imports),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "model.json") -> ModelDescription:
+        """From :meth:`to_json`'s form, or from pfpyro 0.1's flat ``model.json``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a JSON object")
+        if "format_version" not in data:
+            data = _from_version_1(data, where)
+        elif data["format_version"] != FORMAT_VERSION:
+            raise ConfigError(
+                f"{where}: model format {data['format_version']!r}; this pfpyro reads "
+                f"{FORMAT_VERSION} (and 1)"
+            )
+        needed = ("tasks", "langs", "labels", "feature_dim", "latent_dim", "guide")
+        missing = [key for key in needed if key not in data]
+        if missing:
+            raise ConfigError(f"{where}: model description lacks {', '.join(missing)}")
+        try:
+            return cls(
+                tasks=tuple(data["tasks"]),
+                langs=tuple(data["langs"]),
+                labels={task: tuple(names) for task, names in data["labels"].items()},
+                feature_dim=int(data["feature_dim"]),
+                latent_dim=int(data["latent_dim"]),
+                prior=Component.from_json(data.get("prior", "standard-normal"), f"{where}: prior"),
+                hypernet=Component.from_json(data.get("hypernet", "shared"), f"{where}: hypernet"),
+                head=Component.from_json(data.get("head", "softmax"), f"{where}: head"),
+                guide=Component.from_json(data["guide"], f"{where}: guide"),
+                feature_mean=data.get("feature_mean"),
+                feature_scale=data.get("feature_scale"),
+                imports=tuple(data.get("imports") or ()),
+            )
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ConfigError(f"{where}: malformed model description ({error})") from error
+
+
+def check_model_config(model: ModelConfig) -> None:
+    """A ModelConfig's values, and each of its components registered (after its imports):
+    ConfigError otherwise, before any work."""
+    from pfpyro.model.registry import lookup
+
+    model.validate()
+    import_components(model.imports)
+    for kind in ("prior", "hypernet", "head", "guide"):
+        lookup(kind, model.component(kind)[0])
+
+
+def default_labels(task: str, count: int | None = None) -> tuple[str, ...]:
+    """A task's label names: its label set when pfpyro knows the task, else "0".."count-1"."""
+    from pfpyro.data.labels import label_set
+
+    try:
+        names = tuple(label_set(task))
+    except KeyError:
+        names = None
+    if names is not None and (count is None or count == len(names)):
+        return names
+    if count is None:
+        raise ConfigError(f"task {task!r} has no label set; pass num_classes")
+    return tuple(str(k) for k in range(int(count)))
+
+
+def _make(kind: str, component: Component, *sizes: Any) -> Any:
+    from pfpyro.model.registry import lookup
+
+    factory = lookup(kind, component.name)
+    try:
+        return factory(*sizes, **dict(component.args))
+    except TypeError as error:
+        raise ConfigError(
+            f"{kind} {component.name!r}: bad arguments {dict(component.args)} ({error})"
+        ) from error
+
+
+def _from_version_1(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """pfpyro 0.1's flat model.json in today's form (the same model, the same parameters)."""
+    try:
+        hypernet = data.get("hypernet", "shared")
+        args: dict[str, Any] = {
+            "hidden_dims": list(data["hidden_dims"]),
+            "init_variance": float(data.get("init_variance") or 1e-3),
+        }
+        if hypernet == "residual":
+            args["offset_scale"] = float(data.get("offset_scale", 1.0))
+        guide_args = {"rank": int(data["rank"])} if data.get("rank") is not None else {}
+        if data.get("head", "SoftmaxHead") != "SoftmaxHead":
+            raise ConfigError(f"{where}: head {data['head']!r} of a version-1 model is unknown")
+        return {
+            **{k: data[k] for k in ("tasks", "langs", "feature_dim", "latent_dim")},
+            "labels": {
+                task: list(default_labels(task, int(n))) for task, n in data["num_classes"].items()
+            },
+            "prior": "standard-normal",
+            "hypernet": {"name": hypernet, "args": args},
+            "head": "softmax",
+            "guide": {"name": data["guide"], "args": guide_args},
+            "feature_mean": data.get("feature_mean"),
+            "feature_scale": data.get("feature_scale"),
+        }
+    except KeyError as error:
+        raise ConfigError(f"{where}: model description lacks {error}") from None
+
+
+__all__ = ["Component", "ModelDescription", "check_model_config", "default_labels"]
