@@ -475,11 +475,10 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
     if "optim" in config.train:
         raise ConfigError(f"{where}: train.optim: the optimiser has its own section, optim:")
     _build(TrainConfig, config.train, f"{where}: train")
-    for kind in COMPONENT_KINDS:
-        try:
-            config.model.component(kind)
-        except ConfigError as error:
-            raise ConfigError(f"{where}: {error}") from None
+    try:
+        config.model.validate()
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
     try:
         _build(LinearConfig, config.baselines, f"{where}: baselines")
     except ValueError as error:

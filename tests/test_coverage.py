@@ -22,7 +22,7 @@ from pyro.infer import Trace_ELBO
 from pfpyro.infer.trainer import step_weights
 from pfpyro.model import Component, ModelDescription
 from pfpyro.model.factorization import MAX_PLATE_NESTING
-from pfpyro.model.guides import make_guide
+from pfpyro.model.registry import lookup
 from pfpyro.testing.synthetic import make_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_and_fresh_store")]
@@ -50,7 +50,7 @@ def fit_guide_with_true_hypernet(seed: int, kind: str):
     factorization.hypernet.requires_grad_(False)
     factorization.hypernet.train(False)  # Pyro registers no frozen parameter
     pyro.set_rng_seed(seed)
-    guide = make_guide(factorization, kind, **({"rank": 2} if kind == "lr" else {}))
+    guide = lookup("guide", kind)(factorization, **({"rank": 2} if kind == "lr" else {}))
     elbo = Trace_ELBO(
         num_particles=16, vectorize_particles=True, max_plate_nesting=MAX_PLATE_NESTING
     )

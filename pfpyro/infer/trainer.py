@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from pfpyro.config import ELBO_NAMES, ModelConfig, TrainConfig
+from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, TrainConfig
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.data.labels import label_set
 from pfpyro.data.partition import constraint_violations
@@ -348,10 +348,7 @@ def describe(
         num_classes,
         feature_dim,
         latent_dim=model.latent_dim,
-        prior=Component(*model.component("prior")),
-        hypernet=Component(*model.component("hypernet")),
-        head=Component(*model.component("head")),
-        guide=Component(*model.component("guide")),
+        **{kind: Component(*model.component(kind)) for kind in COMPONENT_KINDS},
         feature_mean=moments[0],
         feature_scale=moments[1],
         imports=tuple(model.imports),

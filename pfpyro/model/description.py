@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pfpyro
-from pfpyro.config import ModelConfig, import_components
+from pfpyro.config import COMPONENT_KINDS, ModelConfig, import_components
 from pfpyro.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class ModelDescription:
     ) -> ModelDescription:
         """A description from label counts (names: the task's label set, else "0", "1", ...);
         ``fields`` are the other fields (components as :class:`Component` or bare names)."""
-        for kind in ("prior", "hypernet", "head", "guide"):
+        for kind in COMPONENT_KINDS:
             if isinstance(fields.get(kind), str):
                 fields[kind] = Component(fields[kind])
         labels = {task: default_labels(task, num_classes[task]) for task in tasks}
@@ -212,7 +212,7 @@ def check_model_config(model: ModelConfig) -> None:
 
     model.validate()
     import_components(model.imports)
-    for kind in ("prior", "hypernet", "head", "guide"):
+    for kind in COMPONENT_KINDS:
         lookup(kind, model.component(kind)[0])
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from pfpyro.model.factorization import ParameterFactorization
-from pfpyro.model.registry import lookup, register
+from pfpyro.model.registry import register
 
 
 class FactorizationGuide(PyroModule):
@@ -115,10 +115,3 @@ class DiagonalGuide(FactorizationGuide):
 
     def language_posterior(self) -> dist.Distribution:
         return dist.Normal(self.l_loc, softplus(self.l_rho).sqrt()).to_event(1)
-
-
-def make_guide(
-    factorization: ParameterFactorization, kind: str = "lr", **kwargs
-) -> FactorizationGuide:
-    """The guide registered as ``kind``: "lr" (PF-lr), "d" (PF-d), or a user's."""
-    return lookup("guide", kind)(factorization, **kwargs)

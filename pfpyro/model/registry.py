@@ -28,9 +28,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pfpyro.config import COMPONENT_KINDS
 from pfpyro.errors import ConfigError
 
-KINDS = ("prior", "hypernet", "head", "guide")
+KINDS = COMPONENT_KINDS
 
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 
