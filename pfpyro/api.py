@@ -24,7 +24,6 @@ from torch import Tensor
 
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor, load_run
-from pfpyro.infer.predict import fresh_param_scope
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 
@@ -72,7 +71,7 @@ class FittedPosterior:
         """A short summary: sizes, guide, hypernetwork, training, and how far each latent
         moved from its prior (the mean posterior standard deviation; the prior's is 1)."""
         config = self.meta.get("config", {})
-        with torch.no_grad(), fresh_param_scope():
+        with torch.no_grad():
             t_std = self.guide.task_posterior().variance.sqrt().mean().item()
             l_std = self.guide.language_posterior().variance.sqrt().mean().item()
         step, best = self.meta.get("step"), self.meta.get("best_step")
@@ -157,15 +156,14 @@ class FittedPosterior:
 
     def posterior_means(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """E_q[t_i] per task and E_q[l_j] per language."""
-        with fresh_param_scope():
-            t_mean, l_mean = self.guide.posterior_means()
+        t_mean, l_mean = self.guide.posterior_means()
         return (
             {task: t_mean[i].cpu().numpy() for i, task in enumerate(self.tasks)},
             {lang: l_mean[j].cpu().numpy() for j, lang in enumerate(self.langs)},
         )
 
     def _draw(self, posterior, names, num_samples: int, seed: int | None) -> dict[str, np.ndarray]:
-        with torch.random.fork_rng(devices=[]), fresh_param_scope():
+        with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
             draws = posterior.sample((num_samples,)).cpu().numpy()  # [S, k, h]
@@ -184,7 +182,7 @@ class FittedPosterior:
         f = self.factorization
         i, j = f.task_index(task), f.lang_index(lang)
         c = f.num_classes[task]
-        with torch.random.fork_rng(devices=[]), fresh_param_scope():
+        with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
             if num_samples is None:

@@ -45,14 +45,18 @@ class DataConfig:
 
 @dataclass
 class PartitionConfig:
-    """Which pairs are seen and which held out: the paper's two, a random one, or a list."""
+    """Which pairs are seen and which held out: the paper's two, a random one, a list, or
+    ``no-data``: one partition per language of ``languages`` (empty: every target language)
+    with all of that language's pairs held out, so that it has no labelled data at all."""
 
-    scheme: str = "paper"  # paper | random | explicit
+    scheme: str = "paper"  # paper | random | explicit | no-data
     indices: list[int] = field(default_factory=lambda: [0, 1])  # paper partitions to run
     seed: int = 0  # random
     heldout: list[list[str]] = field(default_factory=list)  # explicit: [[task, lang], ...]
+    languages: list[str] = field(default_factory=list)  # no-data: the languages to leave out
 
 
+PARTITION_SCHEMES = ("paper", "random", "explicit", "no-data")
 SELECTION_MODES = ("seen-dev", "zero-shot")
 
 
@@ -131,7 +135,13 @@ class ModelConfig:
 
     def with_guide(self, name: str, **args: Any) -> ModelConfig:
         """This architecture with the guide replaced (an experiment's pf-d and pf-lr units)."""
-        return dataclasses.replace(self, guide={"name": name, **args})
+        return self.with_component("guide", name, **args)
+
+    def with_component(self, kind: str, name: str, **args: Any) -> ModelConfig:
+        """This architecture with the ``kind`` component replaced by ``name`` with ``args``."""
+        if kind not in COMPONENT_KINDS:
+            raise ConfigError(f"unknown component kind {kind!r}; one of {COMPONENT_KINDS}")
+        return dataclasses.replace(self, **{kind: {"name": name, **args}})
 
     def validate(self) -> None:
         """ConfigError on a value no model can use (the component names are checked against
@@ -458,9 +468,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
         )
     if any(e < 1 for e in selection.baseline_epochs):
         raise ConfigError(f"{path}: selection.baseline_epochs must be positive")
-    if config.partition.scheme not in ("paper", "random", "explicit"):
+    if config.partition.scheme not in PARTITION_SCHEMES:
         raise ConfigError(
-            f"{path}: partition.scheme: expected paper, random or explicit, "
+            f"{path}: partition.scheme: expected {', '.join(PARTITION_SCHEMES)}, "
             f"found {config.partition.scheme!r}"
         )
     check_model_sections(config, str(path))

@@ -28,12 +28,13 @@ from pfpyro import __version__
 from pfpyro.atomic import atomic_write, atomic_write_text
 from pfpyro.baselines import fit_baseline
 from pfpyro.baselines.ls import CAPPED_TASKS as LS_CAPPED_TASKS
-from pfpyro.baselines.uriel import lang2vec_code, uriel_similarity
+from pfpyro.baselines.uriel import FEATURE_SET, lang2vec_code, uriel_similarity, uriel_vector
 from pfpyro.config import (
     PF_GUIDES,
     PF_MODELS,
     ExperimentConfig,
     ModelConfig,
+    TrainConfig,
     check_model_sections,
     config_from_dict,
 )
@@ -42,6 +43,7 @@ from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.data.partition import (
     Partition,
     explicit_partition,
+    no_data_partition,
     paper_partition,
     random_partition,
 )
@@ -51,7 +53,7 @@ from pfpyro.encode import FeatureCache, WordEncoder
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score, reliability_diagram, score_pair, sentence_entropy
 from pfpyro.features import ALL, FeatureStore, Pair
-from pfpyro.infer import PFPredictor, train
+from pfpyro.infer import PFPredictor, TrainResult, train
 from pfpyro.model.description import check_model_config
 from pfpyro.predictor import TokenPredictor
 
@@ -82,6 +84,15 @@ def build_partitions(config: ExperimentConfig, pairs: list[Pair], languages: lis
         return [(f"paper-{k}", paper_partition(pairs, languages, k)) for k in scheme.indices]
     if scheme.scheme == "random":
         return [(f"random-{scheme.seed}", random_partition(pairs, scheme.seed))]
+    if scheme.scheme == "no-data":
+        unknown = sorted(set(scheme.languages) - set(languages))
+        if unknown:
+            raise ConfigError(
+                f"{config.source or 'config'}: partition.languages: {', '.join(unknown)} "
+                "not among the run's languages"
+            )
+        chosen = scheme.languages or languages
+        return [(f"no-data-{lang}", no_data_partition(pairs, lang)) for lang in chosen]
     heldout = [tuple(p) for p in scheme.heldout]
     return [("explicit", explicit_partition(pairs, heldout))]
 
@@ -155,9 +166,26 @@ def check_before_work(
     if config.selection.mode == "zero-shot":
         for name, partition in partitions:
             validation_split(config, catalog, name, partition)
-    if "ns" in config.models:  # NS compares languages by URIEL: each needs a code it knows
+    typology = config.model.component("prior")[0] == "typology"
+    if "ns" in config.models or typology:  # URIEL vectors: each language needs a known code
         for lang in sorted({lang for _, p in partitions for _, lang in p.pairs}):
             lang2vec_code(lang, catalog.language_table)
+
+
+def with_typology_vectors(model: ModelConfig, langs: list[str], catalog: Catalog) -> ModelConfig:
+    """``model`` itself, or, when its prior is ``typology`` without ``vectors``, with the URIEL
+    vector of each of ``langs`` (the prior's ``feature_set``, by default NS's) from the
+    catalog's language table. The vectors then travel in model.json."""
+    name, args = model.component("prior")
+    if name != "typology" or "vectors" in args:
+        return model
+    feature_set = args.get("feature_set", FEATURE_SET)
+    vectors = {
+        lang: uriel_vector(lang, feature_set, catalog.language_table).tolist() for lang in langs
+    }
+    return model.with_component(
+        "prior", name, **{**args, "feature_set": feature_set, "vectors": vectors}
+    )
 
 
 def pf_model_config(config: ExperimentConfig, model: str) -> ModelConfig:
@@ -254,6 +282,98 @@ class Fitted:
     validation: float | None = None  # the zero-shot validation score of the selected length
 
 
+@dataclass
+class UnitData:
+    """A unit's training data, read with the held-out pairs sealed: the seen pairs' train and
+    dev splits and, under zero-shot selection, the selection split's pairs to train on and its
+    validation pairs' dev data."""
+
+    train: dict[Pair, PairTensors]
+    dev: dict[Pair, PairTensors]
+    split: Partition | None = None
+    select_train: dict[Pair, PairTensors] | None = None
+    validation: dict[Pair, PairTensors] | None = None
+
+
+def unit_data(setup: Setup, partition_name: str, partition: Partition) -> UnitData:
+    """The data a unit trains and selects on; reading a held-out pair's data here raises."""
+    store, config = setup.store, setup.config
+    seen = list(partition.seen)
+    zero_shot = config.selection.mode == "zero-shot"
+    with store.sealing(partition.heldout):
+        data = UnitData(
+            train=store.split_tensors(seen, "train", "seen"),
+            dev={} if zero_shot else store.split_tensors(seen, "dev", "seen"),
+        )
+        if zero_shot:
+            data.split = validation_split(config, setup.catalog, partition_name, partition)
+            data.select_train = store.split_tensors(list(data.split.seen), "train", "seen")
+            data.validation = store.split_tensors(list(data.split.heldout), "dev", "seen")
+    return data
+
+
+@dataclass
+class PFFit:
+    """A trained PF model, the step it was selected at, its epochs over the seen training
+    data, and (zero-shot selection) the validation score of that step."""
+
+    result: TrainResult
+    steps: int
+    epochs: float
+    validation: float | None
+
+
+def fit_pf(
+    setup: Setup,
+    partition_name: str,
+    partition: Partition,
+    architecture: ModelConfig,
+    train_config: TrainConfig,
+    run_dir: Path,
+    select_dir: Path,
+    resume: bool = True,
+) -> PFFit:
+    """One PF model of a partition, the one way every command trains it: its length chosen
+    by the config's selection rule (zero-shot: a run on the selection split in
+    ``select_dir``, scored on the validation pairs; seen-dev: early stopping on the seen pairs'
+    dev data), then trained on all seen pairs in ``run_dir``. The model knows every task and
+    language of the partition (and of the validation pairs), held-out ones included."""
+    data = unit_data(setup, partition_name, partition)
+    pairs = [*partition.seen, *partition.heldout]
+    tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
+    validation = None
+    if data.split is not None:
+        select_langs = sorted(set(langs) | {x for _, x in data.split.pairs})
+        with setup.store.sealing(partition.heldout):
+            chosen = train(
+                data.select_train,
+                data.validation,
+                train_config,
+                model=with_typology_vectors(architecture, select_langs, setup.catalog),
+                tasks=sorted(set(tasks) | {t for t, _ in data.split.pairs}),
+                langs=select_langs,
+                out_dir=select_dir,
+                resume=resume,
+                dev_role="zero-shot",
+                scorer=headline_score,
+            )
+        train_config = dataclasses.replace(train_config, max_steps=chosen.best_step)
+        validation = chosen.best_score
+    result = train(
+        data.train,
+        data.dev,
+        train_config,
+        model=with_typology_vectors(architecture, langs, setup.catalog),
+        tasks=tasks,
+        langs=langs,
+        out_dir=run_dir,
+        resume=resume,
+    )
+    steps = result.best_step or train_config.max_steps
+    seen_sentences = sum(len(t) for t in data.train.values())
+    return PFFit(result, steps, steps * train_config.batch_size / seen_sentences, validation)
+
+
 def _fit_predictors(
     setup: Setup, partition_name: str, partition: Partition, seed: int, model: str
 ) -> Fitted:
@@ -262,67 +382,36 @@ def _fit_predictors(
     With ``selection.mode: zero-shot`` the selection phase runs with the store sealed against
     the partition's held-out pairs: reading any of their data raises.
     """
-    store, config = setup.store, setup.config
-    seen = list(partition.seen)
-    zero_shot = config.selection.mode == "zero-shot"
-    with store.sealing(partition.heldout):
-        train_tensors = store.split_tensors(seen, "train", "seen")
-        dev_tensors = {} if zero_shot else store.split_tensors(seen, "dev", "seen")
-        if zero_shot:
-            split = validation_split(config, setup.catalog, partition_name, partition)
-            select_train = store.split_tensors(list(split.seen), "train", "seen")
-            validation = store.split_tensors(list(split.heldout), "dev", "seen")
+    config = setup.config
     if model in PF_MODELS:
-        architecture = pf_model_config(config, model)
         stem = f"{partition_name}_seed{seed}_{model}"
-        run_dir = setup.out_dir / "train" / stem
-        train_config = config.train_config(seed, progress=setup.progress)
-        tasks = sorted({t for t, _ in seen + list(partition.heldout)})
-        langs = sorted({x for _, x in seen + list(partition.heldout)})
-        if zero_shot:
-            with store.sealing(partition.heldout):
-                chosen = train(
-                    select_train,
-                    validation,
-                    train_config,
-                    model=architecture,
-                    tasks=sorted(set(tasks) | {t for t, _ in split.pairs}),
-                    langs=sorted(set(langs) | {x for _, x in split.pairs}),
-                    out_dir=setup.out_dir / "train" / f"{stem}.select",
-                    resume=True,
-                    dev_role="zero-shot",
-                    scorer=headline_score,
-                )
-            train_config = dataclasses.replace(train_config, max_steps=chosen.best_step)
-        result = train(
-            train_tensors,
-            dev_tensors,
-            train_config,
-            model=architecture,
-            tasks=tasks,
-            langs=langs,
-            out_dir=run_dir,
-            resume=True,
+        fit = fit_pf(
+            setup,
+            partition_name,
+            partition,
+            pf_model_config(config, model),
+            config.train_config(seed, progress=setup.progress),
+            run_dir=setup.out_dir / "train" / stem,
+            select_dir=setup.out_dir / "train" / f"{stem}.select",
         )
+        factorization, guide = fit.result.factorization, fit.result.guide
         if (
             model == "pf-lr"
             and partition_name == setup.partitions[0][0]
             and seed == config.seeds[0]
         ):
-            _save_language_samples(setup.out_dir, result.guide)
-        bma = PFPredictor(
-            result.factorization, result.guide, mode="bma", num_samples=config.predict.bma_samples
-        )
-        plugin = PFPredictor(result.factorization, result.guide, mode="plugin")
-        steps = result.best_step or train_config.max_steps
-        seen_sentences = sum(len(t) for t in train_tensors.values())
-        epochs = steps * train_config.batch_size / seen_sentences
-        validation_score = chosen.best_score if zero_shot else None
-        return Fitted({model: plugin, f"{model}-bma": bma}, float(steps), epochs, validation_score)
-    if not zero_shot:  # seen-dev early stopping: each classifier stops on its own
-        return Fitted({model: _fit_baseline(setup, model, train_tensors, dev_tensors, seed)})
-    epochs, validation_score = _select_baseline_epochs(setup, model, seed, select_train, validation)
-    predictor = _fit_baseline(setup, model, train_tensors, None, seed, epochs=epochs)
+            _save_language_samples(setup.out_dir, guide)
+        bma = PFPredictor(factorization, guide, mode="bma", num_samples=config.predict.bma_samples)
+        plugin = PFPredictor(factorization, guide, mode="plugin")
+        predictors = {model: plugin, f"{model}-bma": bma}
+        return Fitted(predictors, float(fit.steps), fit.epochs, fit.validation)
+    data = unit_data(setup, partition_name, partition)
+    if data.split is None:  # seen-dev early stopping: each classifier stops on its own
+        return Fitted({model: _fit_baseline(setup, model, data.train, data.dev, seed)})
+    epochs, validation_score = _select_baseline_epochs(
+        setup, model, seed, data.select_train, data.validation
+    )
+    predictor = _fit_baseline(setup, model, data.train, None, seed, epochs=epochs)
     return Fitted({model: predictor}, float(epochs), float(epochs), validation_score)
 
 
@@ -397,30 +486,21 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
     """Train one model for one partition and seed; score every held-out pair."""
     started = time.perf_counter()
     fitted = _fit_predictors(setup, partition_name, partition, seed, model)
-    predictors = fitted.predictors
     rows, entropy_rows, reliability_rows = [], [], []
-    for task, lang in partition.heldout:
-        test = setup.store.get(task, lang, "test", "heldout")
-        if test is None:
-            log.warning("no test data for held-out pair (%s, %s); not scored", task, lang)
-            continue
-        tensors = test.tensors
-        features = tensors.features.float()
-        for name, predictor in predictors.items():
-            probs = _predict(predictor, task, lang, features, tensors.mask)
-            scores = score_pair(task, probs, tensors.labels, tensors.mask)
-            rows += [
-                (name, partition_name, seed, task, lang, k, float(v)) for k, v in scores.items()
-            ]
-            bins = reliability_diagram(probs, tensors.labels, tensors.mask)
-            for b in range(len(bins.count)):
-                reliability_rows.append(
-                    (name, task, b, bins.confidence[b], bins.accuracy[b], int(bins.count[b]))
-                )
-            entropy = sentence_entropy(probs, tensors.mask).numpy()
-            cap = setup.config.predict.entropy_sentences
-            for k, value in enumerate(entropy[:cap] if cap else entropy):
-                entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
+    for task, lang, name, probs, tensors in heldout_predictions(
+        setup.store, partition, fitted.predictors
+    ):
+        scores = score_pair(task, probs, tensors.labels, tensors.mask)
+        rows += [(name, partition_name, seed, task, lang, k, float(v)) for k, v in scores.items()]
+        bins = reliability_diagram(probs, tensors.labels, tensors.mask)
+        for b in range(len(bins.count)):
+            reliability_rows.append(
+                (name, task, b, bins.confidence[b], bins.accuracy[b], int(bins.count[b]))
+            )
+        entropy = sentence_entropy(probs, tensors.mask).numpy()
+        cap = setup.config.predict.entropy_sentences
+        for k, value in enumerate(entropy[:cap] if cap else entropy):
+            entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
     elapsed = time.perf_counter() - started
     rows.append((model, partition_name, seed, "all", "all", "seconds", elapsed))
     for metric in ("selected", "epochs", "validation"):
@@ -440,6 +520,22 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
     frame = pd.DataFrame(rows, columns=UNIT_COLUMNS)
     atomic_write_text(unit_path(out, partition_name, seed, model), frame.to_csv(index=False))
     return frame
+
+
+def heldout_predictions(
+    store: FeatureStore, partition: Partition, predictors: dict[str, TokenPredictor]
+) -> Iterator[tuple[str, str, str, torch.Tensor, PairTensors]]:
+    """``(task, lang, predictor name, probs, test tensors)`` for each held-out pair with test
+    data and each predictor: the final test, read here and nowhere before."""
+    for task, lang in partition.heldout:
+        test = store.get(task, lang, "test", "heldout")
+        if test is None:
+            log.warning("no test data for held-out pair (%s, %s); not scored", task, lang)
+            continue
+        tensors = test.tensors
+        features = tensors.features.float()
+        for name, predictor in predictors.items():
+            yield task, lang, name, _predict(predictor, task, lang, features, tensors.mask), tensors
 
 
 def _predict(predictor: TokenPredictor, task, lang, features, mask) -> torch.Tensor:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyro
 import pytest
 import torch
 
@@ -27,13 +26,12 @@ def catalog(data_root: Path) -> Catalog:
 
 
 @pytest.fixture
-def one_thread_and_fresh_store():
-    """Tiny models gain nothing from threads (on 2 cores they lose); a fresh Pyro parameter
-    store keeps each test's modules from binding another test's parameters."""
+def one_thread():
+    """Tiny models gain nothing from threads (on 2 cores they lose). No parameter store to
+    reset: pfpyro's parameters live in its modules (pfpyro.model)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    with pyro.get_param_store().scope():
-        yield
+    yield
     torch.set_num_threads(threads)
 
 

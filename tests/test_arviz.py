@@ -12,7 +12,7 @@ from pfpyro.infer import train
 from pfpyro.testing.synthetic import make_world
 
 matplotlib.use("Agg")
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pyro
 import pytest
 import torch
 from conftest import run_settings
@@ -17,7 +16,7 @@ from pfpyro.infer import checkpoint as ckpt
 from pfpyro.infer import trainer as trainer_module
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +78,8 @@ def assert_same_params(a, b):
 @pytest.fixture(scope="module")
 def straight(world, data, tmp_path_factory):
     """An uninterrupted 24-step run: the reference every resumption must reproduce."""
-    with pyro.get_param_store().scope():
-        folder = tmp_path_factory.mktemp("straight")
-        result = run(world, data, folder)
+    folder = tmp_path_factory.mktemp("straight")
+    result = run(world, data, folder)
     return folder, result
 
 
@@ -179,8 +177,17 @@ def test_checkpoint_loads_with_weights_only_and_holds_everything(straight):
     assert body["version"] == pfpyro.__version__
     assert body["config"] == config()["config"].to_dict()
     assert set(body["params"]) == set(body["best_params"])
-    assert {"guide.t_loc", "guide.l_factor", "hypernet.mean$$$weight"} <= set(body["params"])
-    assert set(body["optimizer"]) == set(body["params"])
+    assert body["format_version"] == 2
+    names = {
+        "guide.t_loc_unconstrained",
+        "guide.l_factor_unconstrained",
+        "model.hypernet.mean.weight",
+    }
+    assert names <= set(body["params"])
+    assert set(body["optimizer"]) == {"state", "param_groups"}  # a torch optimiser state dict
+    indices = [k for group in body["optimizer"]["param_groups"] for k in group["params"]]
+    assert sorted(indices) == list(range(len(body["params"])))
+    assert [g["weight_decay"] for g in body["optimizer"]["param_groups"]] == [0.0, 0.0]
     assert {"torch", "data", "python", "numpy"} <= set(body["rng"])
     model = json.loads((folder / "model.json").read_text())
     assert model["tasks"] == ["task0", "task1"] and model["langs"] == ["lang0", "lang1", "lang2"]
@@ -273,3 +280,43 @@ def test_rng_state_round_trip(tmp_path):
     again = (torch.rand(2), torch.rand(2, generator=generator), random.random(), np.random.rand())
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert first[2:] == again[2:]
+
+
+def test_a_format_1_run_resumes_exactly_and_loads(tmp_path):
+    """A run folder written while parameters lived in Pyro's global store (checkpoint format
+    1, by store name, one optimiser per tensor; tests/fixtures/make_legacy_run.py) resumes
+    to the end an uninterrupted run of today's code reaches, bit for bit. Its hypernetwork is
+    task-blocked, so the check covers tensors that a step does not touch."""
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    sys.path.insert(0, str(fixtures))
+    try:
+        from make_legacy_run import LEGACY_STEPS, settings
+    finally:
+        sys.path.remove(str(fixtures))
+    legacy = tmp_path / "legacy"
+    shutil.copytree(fixtures / "legacy_run", legacy)
+    body = ckpt.load_checkpoint(legacy)
+    assert body["format_version"] == 1 and body["step"] == LEGACY_STEPS
+    assert "hypernet.mean$$$1.weight" in body["params"]
+
+    factorization, guide, meta = load_run(legacy)  # a format-1 run loads for prediction
+    assert meta["step"] == LEGACY_STEPS
+    best = body["best_params"] or body["params"]
+    assert torch.equal(guide.l_loc_unconstrained, best["guide.l_loc"])
+    assert torch.equal(factorization.hypernet.mean[1].weight, best["hypernet.mean$$$1.weight"])
+
+    data, config_, model = settings(2 * LEGACY_STEPS)
+    sizes = {"tasks": data["tasks"], "langs": data["langs"], "num_classes": data["num_classes"]}
+    resumed = train(data["train"], data["dev"], config_, model=model, **sizes, out_dir=legacy,
+                    resume=True)  # fmt: skip
+    straight = train(data["train"], data["dev"], config_, model=model, **sizes,
+                     out_dir=tmp_path / "straight")  # fmt: skip
+    a, b = ckpt.load_checkpoint(tmp_path / "straight"), ckpt.load_checkpoint(legacy)
+    assert b["format_version"] == 2 and a["step"] == b["step"] == 2 * LEGACY_STEPS
+    assert_same_params(a["params"], b["params"])
+    assert_same_params(a["best_params"], b["best_params"])
+    assert_same_params(a["optimizer"], b["optimizer"])
+    assert resumed.history == straight.history

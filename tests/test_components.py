@@ -31,7 +31,7 @@ from pfpyro.model.priors import LatentPrior
 from pfpyro.model.registry import unregister
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 HELD = ("task1", "lang2")
 
@@ -135,7 +135,9 @@ def test_user_components_train_checkpoint_resume_load_and_predict(world, tmp_pat
     assert isinstance(f.hypernet, LowRankOutputHyperNetwork)
     assert isinstance(straight.guide, WideDiagonalGuide)
     saved = ckpt.load_checkpoint(tmp_path / "straight")
-    assert {"prior.task_scale", "hypernet.up$$$weight"} <= set(saved["params"])
+    assert {"model.prior.task_scale_unconstrained", "model.hypernet.up.weight"} <= set(
+        saved["params"]
+    )
     model_json = json.loads((tmp_path / "straight" / "model.json").read_text())
     assert model_json["head"] == {"name": "test-tempered", "args": {"temperature": 1.5}}
     # the learned prior moved away from its start, so it really trained
@@ -177,6 +179,7 @@ def test_user_components_train_checkpoint_resume_load_and_predict(world, tmp_pat
 
 
 def test_two_models_in_one_process_share_no_parameter(world):
+    pyro.clear_param_store()
     seen = [p for p in world.pairs() if p != HELD]
     data = {p: world.train[p] for p in seen}
     a = train(data, {}, **run_settings(max_steps=6, seed=0, progress=False),
@@ -189,6 +192,7 @@ def test_two_models_in_one_process_share_no_parameter(world):
     storages_a = {p.untyped_storage().data_ptr() for p in params_a.values()}
     assert not storages_a & {p.untyped_storage().data_ptr() for p in params_b.values()}
     assert not torch.equal(params_a["l_loc_unconstrained"], params_b["l_loc_unconstrained"])
+    assert len(pyro.get_param_store()) == 0  # the parameters live in the modules only
 
 
 def test_a_registered_name_cannot_be_taken_twice():

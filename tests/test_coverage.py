@@ -25,11 +25,13 @@ from pfpyro.model.factorization import MAX_PLATE_NESTING
 from pfpyro.model.registry import lookup
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_and_fresh_store")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 WORLDS = 6
 LATENT_DIM = 4
-STEPS = 300
+# 900 steps: fits from a fresh start converge (d at 300 steps covered 0.98 at 90 %, too wide).
+# 300 passed only while Pyro's global store made worlds 1-5 start from world 0's fit.
+STEPS = 900
 Z = {0.5: 0.6745, 0.9: 1.6449}  # two-sided standard normal quantiles
 
 

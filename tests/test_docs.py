@@ -149,12 +149,6 @@ def sections(text: str) -> dict[str, str]:
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture
-def one_thread(one_thread_and_fresh_store):
-    """One torch thread and a fresh Pyro parameter store (see conftest)."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def world():
     return make_world(

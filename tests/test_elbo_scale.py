@@ -17,7 +17,7 @@ from pfpyro.infer.trainer import pair_probabilities, step_weights
 from pfpyro.model import Component, ModelDescription
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 BATCH = 4
 

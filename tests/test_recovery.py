@@ -22,7 +22,7 @@ from pfpyro.evaluate import token_accuracy
 from pfpyro.infer import PFPredictor, train
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def checkerboard(world):

@@ -124,7 +124,7 @@ class SyntheticStore(FeatureStore):
         return PairData([], PairTensors(data.features, data.labels, data.mask))
 
 
-@pytest.mark.usefixtures("one_thread_and_fresh_store")
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("model", ["pf-d", "jm"])
 def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, model):
     world = make_world(2, 4, num_classes=4, feature_dim=6, sentences=(16, 8, 8), length=5)

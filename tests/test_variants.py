@@ -3,19 +3,18 @@ with a language-dependent offset, and weight decay on the hypernetwork only."""
 
 from __future__ import annotations
 
-import pyro
 import pytest
 import torch
 from conftest import run_settings
 
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor
-from pfpyro.infer.checkpoint import load_run
-from pfpyro.infer.trainer import optimiser_settings, train
+from pfpyro.infer.checkpoint import load_run, named_params
+from pfpyro.infer.trainer import param_groups, train
 from pfpyro.model import Component, ModelDescription
 from pfpyro.testing.synthetic import make_world
 
-pytestmark = pytest.mark.usefixtures("one_thread_and_fresh_store")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,7 @@ def test_a_variant_trains_saves_loads_and_predicts(world, tmp_path, kind):
     expected = PFPredictor(result.factorization, result.guide).predict_proba(
         "task1", "lang2", test.features.float(), test.mask
     )
-    with pyro.get_param_store().scope():
-        factorization, guide, meta = load_run(tmp_path)
+    factorization, guide, meta = load_run(tmp_path)
     hypernet = meta["model"].hypernet
     assert hypernet.name == kind and hypernet.args.get("offset_scale", 0.5) == 0.5
     got = PFPredictor(factorization, guide).predict_proba(
@@ -88,11 +86,23 @@ def test_a_variant_trains_saves_loads_and_predicts(world, tmp_path, kind):
     assert torch.allclose(got, expected)
 
 
-def test_weight_decay_reaches_the_hypernetwork_only():
-    settings = optimiser_settings(config(weight_decay=0.01)["config"])
-    assert settings("hypernet.mean.weight")["weight_decay"] == 0.01
-    assert settings("hypernet.base$$$0")["weight_decay"] == 0.01
-    assert settings("guide.l_loc")["weight_decay"] == 0.0
+def test_weight_decay_reaches_the_hypernetwork_only(world):
+    settings = config(hypernet="residual", offset_scale=0.5, weight_decay=0.01)
+    description = ModelDescription.for_sizes(
+        world.tasks,
+        world.langs,
+        world.num_classes,
+        world.feature_dim,
+        latent_dim=2,
+        hypernet=Component(*settings["model"].component("hypernet")),
+    )
+    params = named_params(*description.build())
+    groups = param_groups(params, settings["config"].optim)
+    decay = {id(value): group["weight_decay"] for group in groups for value in group["params"]}
+    assert set(decay) == {id(value) for value in params.values()}
+    assert {decay[id(params[name])] for name in params if ".hypernet." in name} == {0.01}
+    assert decay[id(params["model.hypernet.base.0"])] == 0.01
+    assert decay[id(params["guide.l_loc_unconstrained"])] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ In one run, on one mini-batch of 32 random sentences of cached-feature shape (e 
 default, T = 25) and the paper-sized PF-lr model (h = 100, hidden 400, 768 × 4, c = 17,
 3 vectorised particles), it times
 
-(a) one ``svi.step`` (Trace_ELBO, ClippedAdam: what :func:`pfpyro.infer.train` runs), and
+(a) one SVI step (:func:`pfpyro.infer.trainer.svi_update`: Trace_ELBO, ClippedAdam, what
+    :func:`pfpyro.infer.train` runs), and
 (b) one reference step: :func:`pfpyro.testing.reference.reference_elbo`, backward, Adam,
 
 each as the median of ``--repeats`` steps after ``--warmup`` steps (the two alternate, so that
@@ -27,10 +28,13 @@ from collections.abc import Callable, Sequence
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO
-from pyro.optim import ClippedAdam
+from pyro.infer import Trace_ELBO
+from pyro.optim.clipped_adam import ClippedAdam
 
+from pfpyro.config import OptimConfig
+from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.predict import PFPredictor
+from pfpyro.infer.trainer import param_groups, svi_update
 from pfpyro.model import Component, ModelDescription
 from pfpyro.model.factorization import MAX_PLATE_NESTING
 from pfpyro.testing.reference import reference_elbo
@@ -126,16 +130,19 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         adam.step()
 
     results: dict[str, float] = {}
-    with pyro.get_param_store().scope():
-        elbo = Trace_ELBO(
-            num_particles=opts.particles,
-            vectorize_particles=True,
-            max_plate_nesting=MAX_PLATE_NESTING,
-        )
-        svi = SVI(factorization.model, guide, ClippedAdam({"lr": 1e-4, "clip_norm": 10.0}), elbo)
-        results["svi_step_s"], results["reference_step_s"] = paired_medians(
-            lambda: svi.step(*args_), reference_step, opts.warmup, opts.repeats, device
-        )
+    elbo = Trace_ELBO(
+        num_particles=opts.particles,
+        vectorize_particles=True,
+        max_plate_nesting=MAX_PLATE_NESTING,
+    )
+    optim = ClippedAdam(param_groups(named_params(factorization, guide), OptimConfig(lr=1e-4)))
+    results["svi_step_s"], results["reference_step_s"] = paired_medians(
+        lambda: svi_update(elbo, factorization, guide, optim, *args_),
+        reference_step,
+        opts.warmup,
+        opts.repeats,
+        device,
+    )
     results["svi_over_reference"] = results["svi_step_s"] / results["reference_step_s"]
 
     plugin = PFPredictor(factorization, guide, mode="plugin", batch_size=b)
@@ -154,7 +161,7 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         f"B={b} T={t} e={e} c={opts.classes} h={opts.latent_dim} hidden={hidden} "
         f"particles={opts.particles} S={opts.samples}"
     )
-    print(f"svi.step         {results['svi_step_s'] * 1e3:9.2f} ms")
+    print(f"SVI step         {results['svi_step_s'] * 1e3:9.2f} ms")
     print(f"reference step   {results['reference_step_s'] * 1e3:9.2f} ms")
     print(f"ratio            {results['svi_over_reference']:9.2f}   (goal <= 1.5)")
     print(f"plug-in predict  {results['plugin_s'] * 1e3:9.2f} ms")

@@ -1,4 +1,5 @@
-"""``pfpyro train CONFIG --out RUN``: fit one PF model on the seen pairs of one partition."""
+"""``pfpyro train CONFIG --out RUN``: fit one PF model on the seen pairs of one partition,
+as ``pfpyro experiment`` fits it (the config's selection rule included)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ EPILOG = """example:
   pfpyro train experiments/configs/demo.yaml --out runs/pf-lr --resume   # continue a stopped run
 
 The run folder gets checkpoint.pt, model.json, log.jsonl and run.json (config, encoder,
-partition); `pfpyro predict RUN ...` reads it. At the end the held-out pairs' test scores
-(plug-in prediction) are printed."""
+partition); `pfpyro predict RUN ...` reads it. With `selection: {mode: zero-shot}` the
+training length is chosen first by a run on the selection split, in RUN/select. At the end
+the held-out pairs' test scores (plug-in prediction) are printed."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import HEADLINE, score_pair
-    from pfpyro.experiment import prepare
-    from pfpyro.infer import PFPredictor, train
+    from pfpyro.experiment import fit_pf, heldout_predictions, prepare
+    from pfpyro.infer import PFPredictor
     from pfpyro.model.description import check_model_config
 
     out: Path = args.out
@@ -87,37 +89,26 @@ def run(args: argparse.Namespace) -> int:
     if name not in names:
         raise ConfigError(f"unknown partition {name!r}; this config has: {', '.join(names)}")
     partition = dict(setup.partitions)[name]
-    seen = list(partition.seen)
-    store = setup.store
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "config": config.to_dict(),
         "partition": name,
         "seed": seed,
         "guide": model_config.component("guide")[0],
-        "seen": [list(p) for p in seen],
+        "seen": [list(p) for p in partition.seen],
         "heldout": [list(p) for p in partition.heldout],
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=2))
-    result = train(
-        store.split_tensors(seen, "train", "seen"),
-        store.split_tensors(seen, "dev", "seen"),
-        train_config,
-        model=model_config,
-        tasks=sorted({t for t, _ in seen + list(partition.heldout)}),
-        langs=sorted({x for _, x in seen + list(partition.heldout)}),
-        out_dir=out,
-        resume=args.resume,
+    # The experiment's own path: the config's selection rule, then all seen pairs.
+    fit = fit_pf(
+        setup, name, partition, model_config, train_config, out, out / "select", args.resume
     )
-    predictor = PFPredictor(result.factorization, result.guide, mode="plugin")
+    predictor = PFPredictor(fit.result.factorization, fit.result.guide, mode="plugin")
     print(f"held-out test scores (plug-in), partition {name}, seed {seed}:")
-    for task, lang in partition.heldout:
-        test = store.get(task, lang, "test", "heldout")
-        if test is None:
-            continue
-        t = test.tensors
-        probs = predictor.predict_proba(task, lang, t.features.float(), t.mask)
-        scores = score_pair(task, probs, t.labels, t.mask)
+    for task, lang, _, probs, test in heldout_predictions(
+        setup.store, partition, {"plugin": predictor}
+    ):
+        scores = score_pair(task, probs, test.labels, test.mask)
         headline = HEADLINE[task]
         score, entropy = 100 * scores[headline], scores["entropy"]
         print(f"  {task}\t{lang}\t{headline} {score:.2f}\tentropy {entropy:.3f}")

@@ -65,9 +65,10 @@ class Partition:
                 out.setdefault(task, {"seen": 0, "heldout": 0})[role] += 1
         return dict(sorted(out.items()))
 
-    def validate(self) -> Partition:
+    def validate(self, unseen_languages: bool = False) -> Partition:
         """Check the constraint for every held-out pair (and that no pair is listed twice);
-        returns ``self`` so calls can be chained."""
+        returns ``self`` so calls can be chained. With ``unseen_languages`` a held-out pair's
+        language need not be seen (a language with no data); its task still must be."""
         for name, pairs in (("seen", self.seen), ("held-out", self.heldout)):
             repeated = sorted({p for p in pairs if pairs.count(p) > 1})
             if repeated:
@@ -77,14 +78,17 @@ class Partition:
         both = sorted(set(self.seen) & set(self.heldout))
         if both:
             raise ConfigError(f"{', '.join(map(format_pair, both))} both seen and held out")
-        problems = constraint_violations(self.heldout, self.seen)
+        problems = constraint_violations(self.heldout, self.seen, unseen_languages)
         if problems:
             raise ConfigError("; ".join(problems))
         return self
 
 
-def constraint_violations(heldout: Iterable[Pair], seen: Iterable[Pair]) -> list[str]:
-    """One message per held-out pair whose task or language is not seen elsewhere."""
+def constraint_violations(
+    heldout: Iterable[Pair], seen: Iterable[Pair], unseen_languages: bool = False
+) -> list[str]:
+    """One message per held-out pair whose task or language (unless ``unseen_languages``) is
+    not seen elsewhere."""
     langs_of_task: dict[str, set[str]] = defaultdict(set)
     tasks_of_lang: dict[str, set[str]] = defaultdict(set)
     for task, lang in seen:
@@ -96,7 +100,7 @@ def constraint_violations(heldout: Iterable[Pair], seen: Iterable[Pair]) -> list
             problems.append(
                 f"{task}/{lang} cannot be held out: task {task} is seen in no other language"
             )
-        if not tasks_of_lang[lang] - {task}:
+        if not unseen_languages and not tasks_of_lang[lang] - {task}:
             problems.append(
                 f"{task}/{lang} cannot be held out: language {lang} is seen in no other task"
             )
@@ -231,6 +235,18 @@ def explicit_partition(pairs: Iterable[Pair], heldout: Iterable[Pair]) -> Partit
     if unknown:
         raise ConfigError(f"cannot hold out {', '.join(unknown)}: not among the present pairs")
     return Partition(seen=tuple(pool - set(wanted)), heldout=tuple(wanted)).validate()
+
+
+def no_data_partition(pairs: Iterable[Pair], lang: str) -> Partition:
+    """Hold out every pair of ``lang``: a language with no labelled data for any task, which
+    only a prior that knows something of it (the typology prior) can place. Each of its tasks
+    must be seen in another language."""
+    pool = _unique(pairs)
+    heldout = [pair for pair in pool if pair[1] == lang]
+    if not heldout:
+        raise ConfigError(f"cannot leave out {lang!r}: it has no pairs")
+    seen = [pair for pair in pool if pair[1] != lang]
+    return Partition(seen=tuple(seen), heldout=tuple(heldout)).validate(unseen_languages=True)
 
 
 def _unique(pairs: Iterable[Pair]) -> list[Pair]:

@@ -4,9 +4,9 @@ A run folder holds:
 
 - ``checkpoint.pt``: a plain dict saved by ``torch.save`` and read by
   ``torch.load(weights_only=True)``, which refuses anything but tensors, numbers, strings and
-  containers of them, so a checkpoint cannot run code. It holds Pyro's parameter store (every
-  parameter of the hypernetwork and the guide, by its store name; all are unconstrained), the
-  optimiser state (``PyroOptim.get_state()``), the random states (torch, the trainer's data
+  containers of them, so a checkpoint cannot run code. It holds every parameter of the model
+  and the guide by its module path (:func:`named_params`; PyroParams unconstrained), the
+  optimiser's ``state_dict()``, the random states (torch, the trainer's data
   generator, Python's ``random``, numpy's), the step, the best dev score with its parameters,
   the history, the TrainConfig as a dict and the package version.
 - ``model.json``: the model's :class:`~pfpyro.model.description.ModelDescription` (its
@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyro
 import torch
-from pyro import poutine
 from torch import Tensor
 
 import pfpyro
@@ -43,7 +41,9 @@ from pfpyro.model.guides import FactorizationGuide
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.json"
 FORMAT = "pfpyro-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Formats this pfpyro reads: 1 (parameters by Pyro store name, one optimiser per tensor), 2.
+READABLE_VERSIONS = (1, 2)
 REQUIRED_KEYS = (
     "format",
     "format_version",
@@ -59,30 +59,70 @@ REQUIRED_KEYS = (
 )
 
 
-# -- the parameter store ---------------------------------------------------------------------
-def register_params(
+# -- parameters ---------------------------------------------------------------------------
+def named_params(
     factorization: ParameterFactorization, guide: FactorizationGuide
 ) -> dict[str, Tensor]:
-    """Every parameter of the model and guide, by its name in Pyro's (current) param store.
+    """Every trained tensor of the model and guide by its module path: ``model.hypernet.…``,
+    ``guide.t_loc_unconstrained`` (a PyroParam is stored unconstrained). What the optimiser
+    steps and a checkpoint saves; a tensor shared by both appears once."""
+    return dict(torch.nn.ModuleDict({"model": factorization, "guide": guide}).named_parameters())
 
-    PyroModules only enter the store when they run, so this runs the guide and the model once
-    on a one-word dummy input. It draws random numbers, so the torch RNG is forked and restored:
-    registering changes nothing a later step would see.
-    """
-    device = factorization.anchor.device
-    task, lang = factorization.tasks[0], factorization.langs[0]
-    features = torch.zeros(1, 1, factorization.feature_dim, device=device)
-    mask = torch.ones(1, 1, dtype=torch.bool, device=device)
-    labels = torch.zeros(1, 1, dtype=torch.long, device=device)
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if (device.type == "cuda")
-        else []
-    )
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        guide_trace = poutine.trace(guide).get_trace(task, lang, features, mask, labels)
-        poutine.replay(factorization.model, trace=guide_trace)(task, lang, features, mask, labels)
-    return dict(pyro.get_param_store().named_parameters())
+
+def _legacy_key(name: str) -> str:
+    """A name of either format reduced to what both share: format 1 named a tensor by its
+    Pyro store name (no ``model.`` prefix, ``$$$`` after a plain nn.Module, a PyroParam by
+    its constrained name); format 2 by its module path."""
+    name = name.replace("$$$", ".").removeprefix("model.")
+    return name.removesuffix("_unconstrained")
+
+
+def _legacy_names(saved: Mapping[str, Any], params: Mapping[str, Tensor], where: str) -> dict:
+    """``{today's name: format-1 name}`` for every tensor of ``params``."""
+    by_key = {_legacy_key(name): name for name in saved}
+    names = {}
+    for name in params:
+        if _legacy_key(name) not in by_key:
+            raise CheckpointError(f"{where}: format-1 checkpoint has no parameter for {name}")
+        names[name] = by_key[_legacy_key(name)]
+    return names
+
+
+def saved_params(
+    body: Mapping[str, Any], key: str, params: Mapping[str, Tensor], where: str
+) -> dict[str, Tensor] | None:
+    """``body[key]`` ("params" or "best_params") under the names of ``params``; a format-1
+    checkpoint's store names are mapped onto them."""
+    saved = body[key]
+    if saved is None or body["format_version"] >= 2:
+        return saved
+    return {name: saved[old] for name, old in _legacy_names(saved, params, where).items()}
+
+
+def saved_optimizer(
+    body: Mapping[str, Any],
+    params: Mapping[str, Tensor],
+    optimizer: torch.optim.Optimizer,
+    where: str,
+) -> dict[str, Any]:
+    """The checkpoint's optimiser state as ``optimizer.load_state_dict`` takes it. Format 1
+    held one ClippedAdam per tensor (``PyroOptim.get_state()``, by store name); each tensor's
+    moments and step go to its index in ``optimizer``, and each group's (decayed) learning
+    rate is that of its tensors, which all took the same steps."""
+    if body["format_version"] >= 2:
+        return body["optimizer"]
+    old_states = body["optimizer"]
+    names = _legacy_names(old_states, params, where)
+    name_of = {id(value): name for name, value in params.items()}
+    groups = optimizer.state_dict()["param_groups"]  # the indices load_state_dict expects
+    state = {}
+    for group, live in zip(groups, optimizer.param_groups, strict=True):
+        for k, value in zip(group["params"], live["params"], strict=True):
+            old = old_states[names[name_of[id(value)]]]
+            group["lr"] = old["param_groups"][0]["lr"]
+            if old["state"]:
+                state[k] = next(iter(old["state"].values()))
+    return {"state": state, "param_groups": groups}
 
 
 def snapshot(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -192,10 +232,10 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
         ) from err
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a pfpyro checkpoint (no format tag {FORMAT!r})")
-    if body.get("format_version") != FORMAT_VERSION:
+    if body.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path}: checkpoint format {body.get('format_version')!r}, this pfpyro reads "
-            f"format {FORMAT_VERSION}"
+            f"formats {', '.join(map(str, READABLE_VERSIONS))}"
         )
     missing = [key for key in REQUIRED_KEYS if key not in body]
     if missing:
@@ -245,9 +285,9 @@ def load_run(
         raise CheckpointError(f"{Path(out_dir) / MODEL_NAME}: {err}") from None
     factorization.to(target)
     guide.to(target)
-    saved = body["best_params"] if body["best_params"] is not None else body["params"]
-    with pyro.get_param_store().scope():
-        restore(register_params(factorization, guide), saved, where)
+    params = named_params(factorization, guide)
+    key = "best_params" if body["best_params"] is not None else "params"
+    restore(params, saved_params(body, key, params, where), where)
     state = body["state"]
     meta = {
         "model": description,
@@ -268,11 +308,13 @@ __all__ = [
     "load_checkpoint",
     "load_model_json",
     "load_run",
-    "register_params",
+    "named_params",
     "restore",
     "rng_state",
     "save_checkpoint",
     "save_model_json",
+    "saved_optimizer",
+    "saved_params",
     "set_rng_state",
     "snapshot",
 ]

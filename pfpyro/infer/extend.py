@@ -37,7 +37,7 @@ from pfpyro.errors import CheckpointError, ConfigError
 from pfpyro.infer.checkpoint import (
     load_model_json,
     load_run,
-    register_params,
+    named_params,
     rng_state,
     save_checkpoint,
     save_model_json,
@@ -174,14 +174,12 @@ def extend(
         )
     extended = extended_description(description, new_langs, new_tasks, num_classes)
     old_factorization, old_guide, meta = load_run(run_dir)
-    with pyro.get_param_store().scope():
-        old = register_params(old_factorization, old_guide)
-        old = snapshot(old)
+    old = snapshot(named_params(old_factorization, old_guide))
     started = time.perf_counter()
-    with pyro.get_param_store().scope(), torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):
         pyro.set_rng_seed(seed)
         factorization, guide = extended.build()
-        params = register_params(factorization, guide)
+        params = named_params(factorization, guide)
         trained, masks = _copy_known(params, old, description, extended)
         settings = (steps, batch_size, lr, num_particles, seed, progress)
         losses = _fit(factorization, guide, train, params, trained, masks, *settings)
@@ -321,7 +319,7 @@ def _fit(
             batch = train[pair].batch(index, device)
             optimiser.zero_grad()
             loss = elbo.differentiable_loss(
-                factorization.model,
+                factorization,
                 guide,
                 pair[0],
                 pair[1],

@@ -11,18 +11,14 @@ Two predictive distributions for a pair (task i, language j), seen or not:
 Either way the predictive entropy H = -Σ_c p_c ln p_c of each word measures the model's
 uncertainty; :func:`pfpyro.evaluate.sentence_entropy` averages it over a sentence's words.
 
-The parameter store: a PyroModule reads its parameters from Pyro's global store whenever the
-store holds a tensor under the same name, so a model trained (or loaded) earlier in the process
-could silently pick up a later model's values. Every prediction here therefore runs inside a
-fresh ``param_store.scope()``, where the modules register, and so use, their own tensors.
+Parameters are module-local (:mod:`pfpyro.model`): a prediction reads the given model's own
+tensors, whatever else the process has trained, loaded or put in Pyro's global store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
 
-import pyro
 import torch
 from pyro import poutine
 from pyro.infer import Predictive
@@ -34,11 +30,6 @@ from pfpyro.model.guides import FactorizationGuide
 from pfpyro.predictor import token_entropy
 
 MODES = ("plugin", "bma")
-
-
-def fresh_param_scope() -> AbstractContextManager:
-    """A context in which Pyro's global parameter store is empty (and restored afterwards)."""
-    return pyro.get_param_store().scope()
 
 
 class PFPredictor:
@@ -97,12 +88,11 @@ class PFPredictor:
         self._check(task, lang, features, mask)
         if features.shape[0] == 0:
             return self._empty(task, features)[0]
-        with fresh_param_scope():
-            t_mean, l_mean = self.guide.posterior_means()
-            out = [
-                self.factorization.plugin_probs(task, lang, chunk, t_mean, l_mean)
-                for chunk, _ in self._chunks(features, mask)
-            ]
+        t_mean, l_mean = self.guide.posterior_means()
+        out = [
+            self.factorization.plugin_probs(task, lang, chunk, t_mean, l_mean)
+            for chunk, _ in self._chunks(features, mask)
+        ]
         return torch.cat(out).to(features.device)
 
     # -- Bayesian model averaging ------------------------------------------------------------
@@ -159,19 +149,18 @@ class PFPredictor:
         if features.shape[0] == 0:
             return self._empty(task, features).expand(size, -1, -1, -1), samples
         out = []
-        with fresh_param_scope():
-            for chunk, chunk_mask in self._chunks(features, mask):
-                dummy = {"y": torch.zeros(chunk_mask.shape, dtype=torch.long, device=self.device)}
-                predictive = Predictive(
-                    poutine.condition(self.factorization.model, data=dummy),
-                    posterior_samples=samples,
-                    num_samples=size,
-                    parallel=True,
-                    return_sites=["probs", "theta"],
-                )
-                result = predictive(task, lang, chunk, chunk_mask)
-                out.append(result["probs"])
-                samples.setdefault("theta", result["theta"])
+        for chunk, chunk_mask in self._chunks(features, mask):
+            dummy = {"y": torch.zeros(chunk_mask.shape, dtype=torch.long, device=self.device)}
+            predictive = Predictive(
+                poutine.condition(self.factorization.model, data=dummy),
+                posterior_samples=samples,
+                num_samples=size,
+                parallel=True,
+                return_sites=["probs", "theta"],
+            )
+            result = predictive(task, lang, chunk, chunk_mask)
+            out.append(result["probs"])
+            samples.setdefault("theta", result["theta"])
         return torch.cat(out, dim=1).to(features.device), samples
 
     def bma_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:

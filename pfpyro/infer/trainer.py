@@ -1,7 +1,7 @@
 """Stochastic variational inference for the parameter-factorization model (paper §3.1, §4.2).
 
 Each step samples one **seen** task–language pair (uniformly, or in proportion to its size),
-then a mini-batch of that pair's sentences, and takes one ``svi.step``:
+then a mini-batch of that pair's sentences, and takes one SVI step:
 
 - the step objective is an unbiased estimate of ELBO / P, P the number of seen pairs, where
   ELBO = Σ_ij log p(y_ij | ·) − β (KL(t) + KL(l)) over all seen training data: the likelihood
@@ -20,9 +20,13 @@ zero-shot (``dev_role="zero-shot"``: their task and language must each be traine
 pair, as for a held-out pair). A partition's held-out pairs never take part: the experiment
 runner never loads their data before the final test (DESIGN.md §8).
 
-Optimiser: Pyro's ``ClippedAdam``. Despite its parameter's name, it clips by value: each
-gradient element is clamped to [-clip_norm, clip_norm] before the Adam update (no global norm).
-It can also decay the learning rate by ``lr_decay`` per step.
+A step is Pyro's SVI written out over module-local parameters (:mod:`pfpyro.model`): the
+ELBO's ``loss_and_grads`` on the model and guide modules, then one optimiser step on their
+``named_parameters()``. Optimiser: Pyro's ``ClippedAdam`` (a torch optimiser), one parameter
+group for the hypernetwork (with ``weight_decay``) and one for the rest. Despite its
+parameter's name, it clips by value: each gradient element is clamped to
+[-clip_norm, clip_norm] before the Adam update (no global norm). It can also decay the
+learning rate by ``lr_decay`` per step.
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
-from pyro.optim import ClippedAdam
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, TrainConfig
+from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairTensors, feature_moments
 from pfpyro.data.labels import label_set
 from pfpyro.data.partition import constraint_violations
@@ -53,11 +57,13 @@ from pfpyro.infer.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
     load_model_json,
-    register_params,
+    named_params,
     restore,
     rng_state,
     save_checkpoint,
     save_model_json,
+    saved_optimizer,
+    saved_params,
     set_rng_state,
     snapshot,
 )
@@ -264,8 +270,8 @@ def train(
     afresh when there is none), ending exactly where an uninterrupted run with the same seed
     would.
 
-    The run seeds Pyro's global random state (torch, ``random``, numpy) with ``config.seed``
-    and trains in a fresh parameter store, leaving the caller's store as it was.
+    The run seeds Pyro's global random state (torch, ``random``, numpy) with ``config.seed``.
+    It trains the parameters of the modules it builds and touches no other model's.
     """
     config.validate()
     if isinstance(model, ModelDescription):  # its sizes are the defaults
@@ -292,16 +298,14 @@ def train(
             f"cannot resume {run_dir}: its model.json describes another model than this run's "
             f"(they differ in {', '.join(differ)})"
         )
-    # A fresh parameter store: the modules register (and so train) their own tensors.
-    with pyro.get_param_store().scope():
-        run = _Run(train, dev, config, description, run_dir, scorer)
-        if saved is not None:
-            run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
-        if run_dir is not None:
-            save_model_json(run_dir, description)
-        run.loop()
-        if run.best_params is not None:
-            restore(run.params, run.best_params, "best parameters")
+    run = _Run(train, dev, config, description, run_dir, scorer)
+    if saved is not None:
+        run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
+    if run_dir is not None:
+        save_model_json(run_dir, description)
+    run.loop()
+    if run.best_params is not None:
+        restore(run.params, run.best_params, "best parameters")
     return TrainResult(
         run.factorization, run.guide, run.history, run.state["best_step"], run.state["best_score"]
     )
@@ -355,17 +359,37 @@ def describe(
     )
 
 
-def optimiser_settings(config: TrainConfig) -> Callable[[str], dict[str, float]]:
-    """ClippedAdam's settings per parameter: ``weight_decay`` on the hypernetwork's ψ, φ only
-    (the guide's q(t), q(l) have their prior in the ELBO already)."""
-    optim = config.optim
+def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[str, Any]]:
+    """ClippedAdam's parameter groups: ``weight_decay`` on the hypernetwork's ψ, φ only (the
+    guide's q(t), q(l) have their prior in the ELBO already)."""
     common = {"lr": optim.lr, "clip_norm": optim.clip_norm, "lrd": optim.lr_decay}
+    hypernet = [value for name, value in params.items() if name.startswith("model.hypernet.")]
+    rest = [value for name, value in params.items() if not name.startswith("model.hypernet.")]
+    groups = [
+        {"params": hypernet, **common, "weight_decay": optim.weight_decay},
+        {"params": rest, **common, "weight_decay": 0.0},
+    ]
+    return [group for group in groups if group["params"]]
 
-    def settings(param_name: str) -> dict[str, float]:
-        decay = optim.weight_decay if param_name.startswith("hypernet.") else 0.0
-        return {**common, "weight_decay": decay}
 
-    return settings
+def svi_update(
+    elbo: Trace_ELBO,
+    factorization: ParameterFactorization,
+    guide: FactorizationGuide,
+    optimizer: torch.optim.Optimizer,
+    *args: Any,
+    **kwargs: Any,
+) -> float:
+    """One SVI step over module-local parameters, as Pyro's ``SVI.step`` takes it over the
+    global store: the loss (a float) and its gradients, one optimiser step, gradients zeroed.
+    A non-finite loss is returned without the step, the parameters as they were."""
+    loss = elbo.loss_and_grads(factorization, guide, *args, **kwargs)
+    if math.isfinite(loss):
+        optimizer.step()
+    # Zeros, not None, as SVI leaves them: a tensor that has had a gradient keeps taking
+    # Adam steps (its moments decaying) in the steps that do not touch it.
+    optimizer.zero_grad(set_to_none=False)
+    return float(loss)
 
 
 def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -420,14 +444,13 @@ class _Run:
         self.factorization, self.guide = description.build()
         self.factorization.to(self.device)
         self.guide.to(self.device)
-        self.params = register_params(self.factorization, self.guide)
-        self.optim = ClippedAdam(optimiser_settings(config))
-        elbo = ELBOS[config.elbo](
+        self.params = named_params(self.factorization, self.guide)
+        self.optimizer = ClippedAdam(param_groups(self.params, config.optim))
+        self.elbo = ELBOS[config.elbo](
             num_particles=config.num_particles,
             vectorize_particles=True,
             max_plate_nesting=MAX_PLATE_NESTING,
         )
-        self.svi = SVI(self.factorization.model, self.guide, self.optim, elbo)
         self.generator = torch.Generator().manual_seed(config.seed)
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -442,11 +465,16 @@ class _Run:
             raise ConfigError(f"cannot resume {where}: the config differs in " + "; ".join(changed))
         if saved["state"].get("pair_sizes") != self.state["pair_sizes"]:
             raise ConfigError(f"cannot resume {where}: the training pairs or their sizes differ")
-        restore(self.params, saved["params"], where)
-        self.optim.set_state(saved["optimizer"])
+        restore(self.params, saved_params(saved, "params", self.params, where), where)
+        self.optimizer.load_state_dict(saved_optimizer(saved, self.params, self.optimizer, where))
+        # A tensor with Adam moments has had a gradient, which an uninterrupted run holds as
+        # zeros since (see svi_update): give it zeros, or it would skip steps that do not touch it.
+        for value in self.params.values():
+            if self.optimizer.state.get(value):
+                value.grad = torch.zeros_like(value)
         set_rng_state(saved["rng"], self.generator)
         self.step, self.history = int(saved["step"]), list(saved["history"])
-        self.best_params = saved["best_params"]
+        self.best_params = saved_params(saved, "best_params", self.params, where)
         self.state.update({key: saved["state"][key] for key in self.state if key in saved["state"]})
         self.resumed = True
 
@@ -459,7 +487,7 @@ class _Run:
                 "step": self.step,
                 "params": snapshot(self.params),
                 "best_params": self.best_params,
-                "optimizer": self.optim.get_state(),
+                "optimizer": self.optimizer.state_dict(),
                 "rng": rng_state(self.generator),
                 "config": self.config.to_dict(),
                 "history": self.history,
@@ -524,12 +552,17 @@ class _Run:
         return self.pairs[index]
 
     def svi_step(self, pair: Pair) -> float:
-        """A mini-batch of ``pair`` and one SVI step on it; the loss, or NumericalError."""
+        """A mini-batch of ``pair`` and one SVI step on it; the loss, or NumericalError (the
+        parameters are then left as they were)."""
         size = self.sizes[pair]
         index = torch.randperm(size, generator=self.generator)[: self.config.batch_size]
         batch = self.train[pair].batch(index, self.device)
         try:
-            loss = self.svi.step(
+            loss = svi_update(
+                self.elbo,
+                self.factorization,
+                self.guide,
+                self.optimizer,
                 pair[0],
                 pair[1],
                 batch.features,
@@ -585,9 +618,7 @@ class _Run:
         }
 
     def current_lr(self) -> float:
-        for optimizer in self.svi.optim.optim_objs.values():
-            return float(optimizer.param_groups[0]["lr"])
-        return self.config.optim.lr
+        return float(self.optimizer.param_groups[0]["lr"])
 
 
 __all__ = [
@@ -598,6 +629,8 @@ __all__ = [
     "evaluate_plugin",
     "num_minibatches",
     "pair_probabilities",
+    "param_groups",
     "step_weights",
+    "svi_update",
     "train",
 ]

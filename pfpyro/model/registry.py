@@ -41,6 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The modules that register pfpyro's own components, imported before any lookup.
 BUILTIN_MODULES = (
     "pfpyro.model.priors",
+    "pfpyro.model.typology",
     "pfpyro.model.hypernet",
     "pfpyro.model.heads",
     "pfpyro.model.guides",
