@@ -129,6 +129,9 @@ def test_partition_random_and_explicit(tmp_path, capsys):
     )
     assert code == 0
     assert out[out.index("held out (1):") + 1 :] == ["  ner (1): a", "  pos (0): "]
+    code, out, _ = run_cli(capsys, "partition", "--scheme", "no-data", "--lang", "b", *common)
+    assert code == 0 and out[0].startswith("partition no-data over 3 languages")
+    assert out[out.index("held out (2):") + 1 :] == ["  ner (1): b", "  pos (1): b"]
 
 
 @pytest.mark.parametrize(
@@ -139,6 +142,9 @@ def test_partition_random_and_explicit(tmp_path, capsys):
         (["--scheme", "explicit"], "needs --heldout"),
         (["--scheme", "random", "--heldout", "pos/a"], "only for --scheme explicit"),
         (["--scheme", "paper-0", "--languages", "a,zz"], "unknown language(s) zz"),
+        (["--scheme", "no-data"], "needs --lang"),
+        (["--scheme", "paper-0", "--lang", "a"], "needs --lang LANG, and --lang is only"),
+        (["--scheme", "no-data", "--lang", "zz"], "cannot leave out 'zz'"),
     ],
 )
 def test_partition_requests_that_cannot_be_met(tmp_path, capsys, args, message):

@@ -13,6 +13,7 @@ from pfpyro.data.partition import (
     constraint_violations,
     explicit_partition,
     format_pair,
+    no_data_partition,
     paper_partition,
     parse_pair,
     random_partition,
@@ -114,6 +115,23 @@ def test_explicit_partition(catalog):
         explicit_partition(catalog.pairs(), [("ner", "th")])
     with pytest.raises(ConfigError, match="not in the partition"):
         part.role(("ner", "th"))
+
+
+def test_no_data_partition_holds_out_a_whole_language(catalog):
+    part = no_data_partition(catalog.pairs(), "wo")
+    assert part.heldout == (("ner", "wo"), ("pos", "wo"))
+    assert not any(lang == "wo" for _, lang in part.seen)
+    assert len(part.seen) == len(catalog.pairs()) - 2
+    # the language breaks the usual constraint on purpose; the tasks still hold it
+    assert constraint_violations(part.heldout, part.seen, unseen_languages=True) == []
+    with pytest.raises(ConfigError, match="language wo is seen in no other task"):
+        part.validate()
+    with pytest.raises(ConfigError, match="cannot leave out 'zz'"):
+        no_data_partition(catalog.pairs(), "zz")
+    only_pos = [p for p in catalog.pairs() if p[0] == "pos" or p[1] != "wo"]
+    only_pos = [p for p in only_pos if p[0] == "pos" or p[1] == "fi"]  # ner seen in fi only
+    with pytest.raises(ConfigError, match="task ner is seen in no other language"):
+        no_data_partition(only_pos, "fi")
 
 
 def test_pair_text():

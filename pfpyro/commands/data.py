@@ -19,13 +19,14 @@ from pfpyro.data.partition import (
     Partition,
     explicit_partition,
     format_pair,
+    no_data_partition,
     paper_partition,
     parse_pair,
     random_partition,
 )
 from pfpyro.errors import ConfigError, PfpyroError
 
-SCHEMES: tuple[str, ...] = ("paper-0", "paper-1", "random", "explicit")
+SCHEMES: tuple[str, ...] = ("paper-0", "paper-1", "random", "explicit", "no-data")
 
 _DATA_EPILOG = """\
 examples:
@@ -47,6 +48,7 @@ examples:
   pfpyro data partition --scheme random --seed 3
   pfpyro data partition --scheme explicit --heldout pos/fi,ner/tr
   pfpyro data partition --scheme paper-0 --languages fi,hu,et,tr,ko
+  pfpyro data partition --scheme no-data --lang wo
 """
 
 
@@ -106,7 +108,8 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
         help="the seen and held-out pairs of a partition scheme",
         description="Print the seen and held-out pairs of a partition. paper-0/paper-1: the "
         "authors' alternation over the sorted task x language product; random: a seeded "
-        "random partition that meets the constraint; explicit: hold out --heldout.",
+        "random partition that meets the constraint; explicit: hold out --heldout; no-data: "
+        "hold out every pair of --lang (a language with no labelled data).",
         epilog=_PARTITION_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -125,6 +128,7 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
     partition.add_argument(
         "--heldout", help="comma-separated TASK/LANG pairs to hold out with --scheme explicit"
     )
+    partition.add_argument("--lang", help="the language to leave out with --scheme no-data")
     _add_common(partition)
     partition.set_defaults(func=run_partition)
 
@@ -220,10 +224,14 @@ def run_partition(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     pairs = [p for p in catalog.pairs() if p[1] in languages]
     if ns.scheme != "explicit" and ns.heldout:
         raise ConfigError("--heldout is only for --scheme explicit")
+    if (ns.scheme == "no-data") != bool(ns.lang):
+        raise ConfigError("--scheme no-data needs --lang LANG, and --lang is only for it")
     if ns.scheme in ("paper-0", "paper-1"):
         partition = paper_partition(pairs, languages, int(ns.scheme[-1]))
     elif ns.scheme == "random":
         partition = random_partition(pairs, ns.seed, ns.fraction)
+    elif ns.scheme == "no-data":
+        partition = no_data_partition(pairs, ns.lang)
     else:
         if not ns.heldout:
             raise ConfigError("--scheme explicit needs --heldout TASK/LANG[,TASK/LANG...]")
