@@ -46,7 +46,8 @@ def main(args: list[str] | None = None) -> int:
     store = feature_store(config, catalog, progress=False)
     langs = config.data.languages or catalog.target_languages()
     present = set(catalog.pairs())
-    settings = config.train_config(config.seeds[0], guide=ns.guide, progress=False)
+    settings = config.train_config(config.seeds[0], progress=False)
+    architecture = config.model.with_guide(ns.guide)
     rows = []
     for lang in langs:
         if (SEEN, lang) not in present or (TARGET, lang) not in present:
@@ -60,7 +61,7 @@ def main(args: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             scratch = Path(scratch)
             started = time.perf_counter()
-            train(train_data, dev_data, settings, out_dir=scratch / "base")
+            train(train_data, dev_data, settings, model=architecture, out_dir=scratch / "base")
             base_seconds = time.perf_counter() - started
             extended = extend(
                 scratch / "base",
@@ -74,6 +75,7 @@ def main(args: list[str] | None = None) -> int:
                 {**train_data, (SEEN, lang): new},
                 dev_data,
                 settings,
+                model=architecture,
                 tasks=tasks,
                 langs=[*all_langs, lang],
             )

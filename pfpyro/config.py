@@ -134,7 +134,12 @@ class ModelConfig:
         return value["name"], args
 
     def with_guide(self, name: str, **args: Any) -> ModelConfig:
-        """This architecture with the guide replaced (an experiment's pf-d and pf-lr units)."""
+        """This architecture with the guide ``name`` (an experiment's pf-d and pf-lr units, a
+        ``--guide`` flag); without ``args`` it keeps the section's own when they are for the
+        same guide (PF-lr keeps its rank)."""
+        current, current_args = self.component("guide")
+        if not args and current == name:
+            args = current_args
         return self.with_component("guide", name, **args)
 
     def with_component(self, kind: str, name: str, **args: Any) -> ModelConfig:

@@ -194,9 +194,7 @@ def pf_model_config(config: ExperimentConfig, model: str) -> ModelConfig:
     section's own guide, a registered extension included."""
     if model not in PF_GUIDES:
         return config.model
-    name, args = config.model.component("guide")
-    kept = {"rank": args["rank"]} if name == "lr" == PF_GUIDES[model] and "rank" in args else {}
-    return config.model.with_guide(PF_GUIDES[model], **kept)
+    return config.model.with_guide(PF_GUIDES[model])
 
 
 def catalog_similarity(catalog: Catalog) -> Callable[[str, str], float]:

@@ -116,6 +116,15 @@ def test_pfpyro_train_honours_the_configs_guide_and_seed_unless_a_flag_is_given(
     assert (model.component("guide")[0], chosen.seed) == ("lr", 11)
 
 
+def test_a_guide_flag_keeps_the_sections_arguments_for_the_same_guide(tmp_path):
+    config = load_config(write(tmp_path, {"model": {"guide": {"name": "lr", "rank": 4}}}))
+    _, model = run_train_config(config, flags(guide="lr"), progress=False)
+    assert model.component("guide") == ("lr", {"rank": 4})
+    _, model = run_train_config(config, flags(guide="d"), progress=False)
+    assert model.component("guide") == ("d", {})
+    assert config.model.with_guide("lr", rank=2).component("guide") == ("lr", {"rank": 2})
+
+
 def test_without_train_seed_pfpyro_train_takes_the_first_of_seeds(tmp_path):
     config = load_config(write(tmp_path, {"seeds": [3, 4]}))
     chosen, model = run_train_config(config, flags(), progress=False)

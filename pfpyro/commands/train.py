@@ -56,8 +56,7 @@ def run_train_config(
     seed = args.seed if args.seed is not None else config.train.get("seed", config.seeds[0])
     model = config.model
     if args.guide:
-        name, guide_args = model.component("guide")
-        model = model.with_guide(args.guide, **(guide_args if name == args.guide else {}))
+        model = model.with_guide(args.guide)
     return config.train_config(seed, progress=progress), model
 
 
