@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "encode",
     "train",
     "extend",
+    "fewshot",
     "predict",
     "experiment",
 )

@@ -405,15 +405,15 @@ def _fit_predictors(
         return Fitted(predictors, float(fit.steps), fit.epochs, fit.validation)
     data = unit_data(setup, partition_name, partition)
     if data.split is None:  # seen-dev early stopping: each classifier stops on its own
-        return Fitted({model: _fit_baseline(setup, model, data.train, data.dev, seed)})
+        return Fitted({model: fit_baseline_model(setup, model, data.train, data.dev, seed)})
     epochs, validation_score = _select_baseline_epochs(
         setup, model, seed, data.select_train, data.validation
     )
-    predictor = _fit_baseline(setup, model, data.train, None, seed, epochs=epochs)
+    predictor = fit_baseline_model(setup, model, data.train, None, seed, epochs=epochs)
     return Fitted({model: predictor}, float(epochs), float(epochs), validation_score)
 
 
-def _fit_baseline(
+def fit_baseline_model(
     setup: Setup,
     model: str,
     train_tensors: dict[Pair, PairTensors],
@@ -458,7 +458,7 @@ def _select_baseline_epochs(
         return candidates[-1], None
     best, best_score = candidates[-1], None
     for epochs in candidates:
-        predictor = _fit_baseline(setup, model, select_train, None, seed, epochs=epochs)
+        predictor = fit_baseline_model(setup, model, select_train, None, seed, epochs=epochs)
         values = [
             headline_score(
                 task, _predict(predictor, task, lang, t.features.float(), t.mask), t.labels, t.mask

@@ -62,6 +62,9 @@ TESTED_SNIPPETS = {
     "experiments/configs/zero_shot/pf-residual-small.yaml": (
         "test_zero_shot_study_configs_load_and_match_their_generator"
     ),
+    "experiments/configs/typology/nodata_typology.yaml": (
+        "test_the_study_configs_are_paper_yaml_but_for_what_they_name"
+    ),
     "configs/my_corpora.yaml": "test_own_corpora_catalog_and_config",
     "corpora/catalog.yaml": "test_own_corpora_catalog_and_config",
 }

@@ -248,3 +248,32 @@ def test_a_catalog_language_without_a_uriel_code_stops_ns_before_any_work(
     err = capsys.readouterr().err
     assert f"catalog {catalog}, languages.xwo: URIEL (lang2vec) has no language 'qqq'" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_fewshot_curves_start_at_the_zero_shot_scores(config, tmp_path, capsys):
+    """`pfpyro fewshot`: k = 0 is exactly `pfpyro experiment`'s zero-shot PF-lr and JM; each
+    k > 0 gives each held-out pair min(k, its training sentences) shots; CSV, table, figure."""
+    out = tmp_path / "fewshot"
+    args = ["fewshot", str(config), "--out", str(out), "--k", "0,5,20", "--steps", "20"]
+    assert pfpyro([*args, "--quiet"]) == 0
+    assert "| ner | pf-lr |" in capsys.readouterr().out
+    frame = pd.read_csv(out / "fewshot.csv")
+    heldout = {("ner", "tr"), ("ner", "wo"), ("pos", "vi")}
+    assert set(zip(frame["task"], frame["lang"], strict=True)) <= heldout
+    assert set(frame["model"]) == {"pf-lr", "jm"} and set(frame["k"]) == {0, 5, 20}
+    shots = frame.groupby("k")["shots"].agg(["min", "max"])
+    assert shots.loc[0].tolist() == [0, 0] and shots.loc[5].tolist() == [5, 5]
+    assert shots.loc[20].tolist() == [20, 20]  # the train cap is 30
+    assert (out / "fewshot.png").stat().st_size > 0 and (out / "fewshot.md").is_file()
+    experiment = tmp_path / "experiment"
+    tiny = yaml.safe_load(config.read_text())
+    tiny["models"] = ["pf-lr", "jm"]
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(tiny), encoding="utf-8")
+    assert pfpyro(["experiment", str(path), "--out", str(experiment), "--quiet"]) == 0
+    results = pd.read_csv(experiment / "results.csv")
+    zero = results[(results["metric"] == "score") & (results["task"] != "all")]
+    for row in frame[frame["k"] == 0].itertuples():
+        same = (zero["model"] == row.model) & (zero["task"] == row.task)
+        match = zero[same & (zero["lang"] == row.lang)]
+        assert abs(100 * float(match["value"].iloc[0]) - row.score) < 1e-9

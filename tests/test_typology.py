@@ -138,3 +138,30 @@ def test_the_experiment_fills_in_the_catalogs_uriel_vectors(catalog):
                                              prior=Component(name, args))  # fmt: skip
     factorization, _ = description.build()
     assert factorization.prior.scores.shape == (2, 1)
+
+
+def test_the_study_configs_are_paper_yaml_but_for_what_they_name():
+    """experiments/configs/typology: each config is paper.yaml with only the sections its
+    header names CHANGED (nothing tuned on the side)."""
+    from pathlib import Path
+
+    from pfpyro.config import load_config
+
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    paper = load_config(folder / "paper.yaml").to_dict()
+    changed = {
+        "nodata_typology": {"partition", "model", "models", "seeds"},
+        "nodata_standard": {"partition", "models", "seeds"},
+        "paper_typology": {"model", "models"},
+        "paper_standard": {"models"},
+    }
+    for name, sections in changed.items():
+        config = load_config(folder / "typology" / f"{name}.yaml").to_dict()
+        differ = {
+            key for key in paper if key not in ("name", "source") and paper[key] != config[key]
+        }
+        assert differ == sections, name
+        if "model" in sections:
+            model = dict(config["model"])
+            assert model.pop("prior") == {"name": "typology", "components": 8}
+            assert model == {k: v for k, v in paper["model"].items() if k != "prior"}

@@ -265,7 +265,7 @@ def _copy_known(
 
 
 @contextlib.contextmanager
-def _only_training(params: dict[str, Tensor], trained: list[Tensor], *modules) -> Iterator[None]:
+def only_training(params: dict[str, Tensor], trained: list[Tensor], *modules) -> Iterator[None]:
     """Within: every tensor of ``params`` but ``trained`` has no gradient, and ``modules`` are
     in eval mode (which tells Pyro the frozen tensors are meant to be frozen)."""
     kept = {id(value) for value in trained}
@@ -300,7 +300,7 @@ def _fit(
     """Adam on the new rows only: the gradient of every known row is zeroed before each
     update, so Adam (whose moments then stay zero there) leaves them exactly as they were."""
     by_tensor = {id(params[name]): mask for name, mask in masks.items()}
-    with _only_training(params, trained, factorization, guide):
+    with only_training(params, trained, factorization, guide):
         optimiser = torch.optim.Adam(trained, lr=lr)
         elbo = Trace_ELBO(
             num_particles=num_particles,

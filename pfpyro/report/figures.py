@@ -593,6 +593,33 @@ def figure_reliability(
     return save_png(fig, path)
 
 
+# --- few-shot learning curves ----------------------------------------------------------------
+
+
+def figure_fewshot(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Learning curves of the unseen pairs: the mean headline score over the held-out pairs of
+    each task (one panel per task) against k, the labelled sentences each pair got, one line
+    per model. ``frame`` has columns model, k, task, lang, score (points)."""
+    tasks = sorted(frame["task"].unique())
+    if not tasks:
+        raise PfpyroError("no few-shot scores to draw")
+    fig = _new_figure(4.2 * len(tasks), 3.4)
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    models = order_models(frame["model"].unique())
+    for ax, task in zip(axes, tasks, strict=True):
+        for model, colour in zip(models, _colours(len(models)), strict=True):
+            rows = frame[(frame["task"] == task) & (frame["model"] == model)]
+            curve = rows.groupby("k")["score"].agg(["mean", "std", "count"]).sort_index()
+            ax.errorbar(curve.index, curve["mean"], yerr=curve["std"] / np.sqrt(curve["count"]),
+                        marker="o", capsize=3, color=colour, label=display_name(model))  # fmt: skip
+        ax.set_xlabel("k labelled sentences of the unseen pair")
+        ax.set_ylabel(_SCORE_TITLE.get(headline_metric(task), "score (%)"))
+        ax.set_title(f"{task.upper()}: {frame[frame['task'] == task]['lang'].nunique()} pairs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return save_png(fig, path)
+
+
 # --- all of them --------------------------------------------------------------------------
 
 
