@@ -277,3 +277,26 @@ def test_fewshot_curves_start_at_the_zero_shot_scores(config, tmp_path, capsys):
         same = (zero["model"] == row.model) & (zero["task"] == row.task)
         match = zero[same & (zero["lang"] == row.lang)]
         assert abs(100 * float(match["value"].iloc[0]) - row.score) < 1e-9
+
+
+def test_a_language_with_no_data_through_the_typology_prior(config, tmp_path, capsys):
+    """`partition: no-data` holds out both of wo's pairs; the typology prior, its URIEL
+    vectors filled in from the catalog, still places wo and predicts both tasks."""
+    tiny = yaml.safe_load(config.read_text())
+    tiny["partition"] = {"scheme": "no-data", "languages": ["wo"]}
+    tiny["model"]["prior"] = {"name": "typology", "components": 2}
+    tiny["models"] = ["pf-lr", "ns", "jm"]
+    path = tmp_path / "nodata.yaml"
+    path.write_text(yaml.safe_dump(tiny), encoding="utf-8")
+    out = tmp_path / "run"
+    assert pfpyro(["experiment", str(path), "--out", str(out), "--quiet"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    scored = results[(results["metric"] == "score") & (results["task"] != "all")]
+    assert set(scored["partition"]) == {"no-data-wo"}
+    assert set(zip(scored["task"], scored["lang"], strict=True)) == {("pos", "wo"), ("ner", "wo")}
+    assert {"pf-lr", "ns", "jm"} <= set(scored["model"])
+    model = json.loads((out / "train" / "no-data-wo_seed0_pf-lr" / "model.json").read_text())
+    prior = model["prior"]
+    assert prior["name"] == "typology" and set(prior["args"]["vectors"]) == {"tr", "vi", "wo"}
+    run = pfpyro_api.load(out / "train" / "no-data-wo_seed0_pf-lr")
+    assert run.factorization.prior.scores.shape == (3, 2)
