@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("posteriors", "zero_shot")
+NOTEBOOKS = ("posteriors", "zero_shot", "beyond")
 PNG_IMAGE = re.compile(r"""<img\b[^>]*\bsrc=["'](data:image/png;base64,|[^"']+\.png["'])""")
 REMOTE = re.compile(r"""<(script|link|img)\b[^>]*\b(src|href)=["'](https?:)?//""")
 
