@@ -313,12 +313,13 @@ def unit_data(setup: Setup, partition_name: str, partition: Partition) -> UnitDa
 @dataclass
 class PFFit:
     """A trained PF model, the step it was selected at, its epochs over the seen training
-    data, and (zero-shot selection) the validation score of that step."""
+    data, (zero-shot selection) the validation score of that step, and the data it read."""
 
     result: TrainResult
     steps: int
     epochs: float
     validation: float | None
+    data: UnitData
 
 
 def fit_pf(
@@ -369,7 +370,8 @@ def fit_pf(
     )
     steps = result.best_step or train_config.max_steps
     seen_sentences = sum(len(t) for t in data.train.values())
-    return PFFit(result, steps, steps * train_config.batch_size / seen_sentences, validation)
+    epochs = steps * train_config.batch_size / seen_sentences
+    return PFFit(result, steps, epochs, validation, data)
 
 
 def _fit_predictors(

@@ -39,7 +39,6 @@ from pfpyro.experiment import (
     heldout_predictions,
     pf_model_config,
     prepare,
-    unit_data,
 )
 from pfpyro.features import Pair
 from pfpyro.infer.fewshot import FewShotPredictor, FewShotSettings, fit_pair
@@ -116,7 +115,6 @@ def run_fewshot(
         select_dir=out_dir / "train" / f"{stem}.select",
     )
     factorization, guide = fit.result.factorization, fit.result.guide
-    train_data = unit_data(setup, name, partition)
     pool = shot_pool(setup, partition, seed)
     scored = Partition(seen=partition.seen, heldout=tuple(pool))
     rows = []
@@ -126,7 +124,7 @@ def run_fewshot(
             pair: fit_pair(factorization, guide, *pair, tensors, settings)
             for pair, tensors in shots.items()
         }
-        jm = fit_baseline_model(setup, "jm", {**train_data.train, **shots}, train_data.dev, seed)
+        jm = fit_baseline_model(setup, "jm", {**fit.data.train, **shots}, fit.data.dev, seed)
         predictors = {model: FewShotPredictor(factorization, guide, posteriors), "jm": jm}
         for task, lang, who, probs, test in heldout_predictions(setup.store, scored, predictors):
             score = 100 * headline_score(task, probs, test.labels, test.mask)

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
 from torch.nn.functional import softplus
@@ -40,16 +39,13 @@ from pfpyro.data.batch import PairTensors
 from pfpyro.errors import ConfigError
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.extend import only_training
-from pfpyro.infer.predict import PFPredictor
-from pfpyro.model.factorization import ParameterFactorization
+from pfpyro.infer.predict import PFPredictor, sentence_chunks
+from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.model.positive import inverse_softplus
 
 Pair = tuple[str, str]
 TAU_INIT = 0.1
-
-
-def _inverse_softplus(x: Tensor) -> Tensor:
-    return x + torch.log(-torch.expm1(-x))
 
 
 @dataclass(frozen=True)
@@ -97,12 +93,12 @@ class PairPosterior(nn.Module):
         self.prior_loc = nn.Buffer(prior_loc)
         self.prior_tril = nn.Buffer(torch.linalg.cholesky(prior_cov))
         self.l_loc = nn.Parameter(prior_loc.clone())
-        self.l_rho = nn.Parameter(_inverse_softplus(prior_cov.diagonal().sqrt()))
+        self.l_rho = nn.Parameter(inverse_softplus(prior_cov.diagonal().sqrt()))
         self.theta_loc = nn.Parameter(loc.detach().clone())  # [1, d]
-        self.theta_rho = nn.Parameter(_inverse_softplus(variance.detach().sqrt()))
+        self.theta_rho = nn.Parameter(inverse_softplus(variance.detach().sqrt()))
         # τ: how far this pair's classifier may stray from the factorization's, learned from
         # its k sentences (type-II maximum likelihood through the ELBO)
-        self.tau_rho = nn.Parameter(_inverse_softplus(torch.tensor(TAU_INIT)))
+        self.tau_rho = nn.Parameter(inverse_softplus(torch.tensor(TAU_INIT)))
 
     @property
     def factorization(self) -> ParameterFactorization:
@@ -114,14 +110,7 @@ class PairPosterior(nn.Module):
         loc, variance = f.hypernet(self.t_mean[None], l[None], self.task_id)
         scale = (variance + softplus(self.tau_rho) ** 2).sqrt()
         theta = pyro.sample("theta", dist.Normal(loc, scale).to_event(1))
-        likelihood = f.head.distribution(theta, f.standardize(features), f.num_classes[self.task])
-        batch, length = mask.shape
-        with (
-            pyro.plate("sentences", pair_size, subsample=torch.arange(batch), dim=-2),
-            pyro.plate("words", length, dim=-1),
-            poutine.mask(mask=mask),
-        ):
-            pyro.sample("y", likelihood, obs=labels)
+        f.observe_words(self.task, theta, features, mask, labels, pair_size)
 
     def guide(self, features: Tensor, mask: Tensor, labels: Tensor, pair_size: int) -> None:
         pyro.sample("l", dist.Normal(self.l_loc, softplus(self.l_rho)).to_event(1))
@@ -152,7 +141,7 @@ def fit_pair(
     posterior = PairPosterior(factorization, guide, task, lang)
     device = factorization.anchor.device
     posterior.to(device)
-    elbo = Trace_ELBO(max_plate_nesting=2)
+    elbo = Trace_ELBO(max_plate_nesting=MAX_PLATE_NESTING)
     optimiser = torch.optim.Adam(posterior.parameters(), lr=settings.lr)
     frozen = named_params(factorization, guide)
     with (
@@ -198,12 +187,8 @@ class FewShotPredictor:
         posterior = self.posteriors.get((task, lang))
         if posterior is None:
             return self.base.predict_proba(task, lang, features, mask)
-        device = posterior.theta_loc.device
-        chunks = [
-            posterior.probs(features[start : start + self.batch_size].to(device))
-            for start in range(0, features.shape[0], self.batch_size)
-        ]
-        return torch.cat(chunks).to(features.device)
+        chunks = sentence_chunks(features, mask, self.batch_size, posterior.theta_loc.device)
+        return torch.cat([posterior.probs(chunk) for chunk, _ in chunks]).to(features.device)
 
 
 __all__ = ["FewShotPredictor", "FewShotSettings", "PairPosterior", "fit_pair"]

@@ -32,6 +32,18 @@ from pfpyro.predictor import token_entropy
 MODES = ("plugin", "bma")
 
 
+def sentence_chunks(
+    features: Tensor, mask: Tensor, size: int, device: torch.device
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """(features, mask) in chunks of at most ``size`` sentences, fp32 and bool on ``device``."""
+    for start in range(0, features.shape[0], size):
+        stop = start + size
+        yield (
+            features[start:stop].to(device, torch.float32),
+            mask[start:stop].to(device, torch.bool),
+        )
+
+
 class PFPredictor:
     """The :class:`~pfpyro.predictor.TokenPredictor` of a trained factorization and guide.
 
@@ -187,10 +199,4 @@ class PFPredictor:
         return torch.zeros(1, 0, features.shape[1], classes, device=features.device)
 
     def _chunks(self, features: Tensor, mask: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
-        """Sentence chunks of at most ``batch_size``, fp32 on the model's device."""
-        for start in range(0, features.shape[0], self.batch_size):
-            stop = start + self.batch_size
-            yield (
-                features[start:stop].to(self.device, torch.float32),
-                mask[start:stop].to(self.device, torch.bool),
-            )
+        return sentence_chunks(features, mask, self.batch_size, self.device)

@@ -159,6 +159,22 @@ class ParameterFactorization(PyroModule):
         # batch shape stays aligned with vectorised particles and Predictive's sample plate.
         theta = self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
         # Lines 10–11: y_ijk ~ p(· | x_ijk, θ_ij) for every word k of every sentence.
+        self.observe_words(task, theta, features, mask, labels, pair_size, pair_weight)
+
+    def observe_words(
+        self,
+        task: str,
+        theta: Tensor,
+        features: Tensor,
+        mask: Tensor,
+        labels: Tensor | None,
+        pair_size: int | None = None,
+        pair_weight: float = 1.0,
+    ) -> None:
+        """Site y: every real word of the mini-batch under the head with weights ``theta``,
+        in the subsampled ``sentences`` plate (scaled to ``pair_size`` sentences) and the
+        masked ``words`` plate, times ``pair_weight``; without ``labels``, the words'
+        probabilities as site "probs" (Algorithm 1, lines 10–11)."""
         batch, length = mask.shape
         sentence_ids = torch.arange(batch, device=mask.device)
         x = self.standardize(features)

@@ -7,7 +7,6 @@ value) and a softplus layer (f_phi, a positive **variance**), respectively.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -15,6 +14,7 @@ from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from pfpyro.errors import ConfigError
+from pfpyro.model.positive import inverse_softplus
 from pfpyro.model.registry import register
 
 PAPER_HIDDEN_DIMS = (400, 768, 768, 768, 768)
@@ -37,6 +37,14 @@ def shared_layers(latent_dim: int, hidden_dims: Sequence[int]) -> tuple[nn.Seque
     return nn.Sequential(*layers), width
 
 
+def init_variance_layer(layer: nn.Linear, init_variance: float) -> None:
+    """f_phi's last layer (before its softplus) starts at about ``init_variance`` everywhere:
+    small weights, the bias at softplus⁻¹(init_variance)."""
+    with torch.no_grad():
+        layer.weight.mul_(0.01)
+        layer.bias.fill_(inverse_softplus(init_variance))
+
+
 class HyperNetwork(PyroModule):
     """Maps a task vector and a language vector to (f_psi, f_phi), each of width ``out_dim``.
 
@@ -57,9 +65,7 @@ class HyperNetwork(PyroModule):
         self.shared, width = shared_layers(latent_dim, hidden_dims)
         self.mean = nn.Linear(width, out_dim)  # f_psi's last layer
         self.variance = nn.Linear(width, out_dim)  # f_phi's last layer, before the softplus
-        with torch.no_grad():
-            self.variance.weight.mul_(0.01)
-            self.variance.bias.fill_(math.log(math.expm1(init_variance)))
+        init_variance_layer(self.variance, init_variance)
 
     def forward(self, t: Tensor, l: Tensor, task: int | None = None) -> tuple[Tensor, Tensor]:
         """(f_psi(t, l), f_phi(t, l)): the mean and the diagonal variance of theta.
@@ -104,10 +110,8 @@ class TaskBlockedHyperNetwork(PyroModule):
         self.base = (
             nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in self.out_dims) if base else None
         )
-        with torch.no_grad():
-            for layer in self.variance:
-                layer.weight.mul_(0.01)
-                layer.bias.fill_(math.log(math.expm1(init_variance)))
+        for layer in self.variance:
+            init_variance_layer(layer, init_variance)
 
     def forward(self, t: Tensor, l: Tensor, task: int | None = None) -> tuple[Tensor, Tensor]:
         """(f_psi, f_phi) of task ``task``'s block, each of width ``out_dims[task]``."""
