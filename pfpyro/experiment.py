@@ -27,7 +27,7 @@ import torch
 from pfpyro import __version__
 from pfpyro.atomic import atomic_write, atomic_write_text
 from pfpyro.baselines import fit_baseline
-from pfpyro.baselines.ls import CAPPED_TASKS as LS_CAPPED_TASKS
+from pfpyro.baselines.ls import source_capped
 from pfpyro.baselines.uriel import FEATURE_SET, lang2vec_code, uriel_similarity, uriel_vector
 from pfpyro.config import (
     PF_GUIDES,
@@ -237,15 +237,16 @@ def unit_path(out_dir: Path, partition: str, seed: int, model: str) -> Path:
 
 def source_tensors(setup: Setup, train_tensors: dict[Pair, PairTensors]) -> dict[Pair, PairTensors]:
     """The LS source language's training tensors per task. The paper's cap (footnote 12) is
-    applied here and only here: a task in ``CAPPED_TASKS`` (NER) gets as many source sentences
-    as all seen languages of the task together; the others (POS) get the whole split."""
+    applied here and only here: a task whose description says ``source_cap`` (NER) gets as
+    many source sentences as all seen languages of the task together; the others (POS) get
+    the whole split."""
     source = setup.config.data.source_language
     out = {}
     for task in setup.catalog.tasks():
         total = sum(len(t) for (tk, _), t in train_tensors.items() if tk == task)
         if not total:
             continue
-        cap = total if task in LS_CAPPED_TASKS else ALL
+        cap = total if source_capped(task) else ALL
         data = setup.store.get(task, source, "train", "seen", cap=cap)
         if data is not None:
             out[task, source] = data.tensors

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.catalog import Catalog
-from pfpyro.data.labels import label_set
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.sentence import Sentence
+from pfpyro.data.tasks import label_set
 from pfpyro.encode import WordEncoder
 from pfpyro.errors import ConfigError
 

@@ -17,7 +17,7 @@ class TokenPredictor(Protocol):
     """Anything that turns word features of a (task, language) pair into label probabilities.
 
     ``features`` is [N, T, e] fp32, ``mask`` [N, T] bool; the result is [N, T, c_task]
-    probabilities over the task's labels in :func:`pfpyro.data.labels.label_set` order (rows
+    probabilities over the task's labels in :func:`pfpyro.data.tasks.label_set` order (rows
     at padding are arbitrary but finite).
     """
 

@@ -25,7 +25,7 @@ from pfpyro.baselines import (
 from pfpyro.baselines.ls import cap_source
 from pfpyro.baselines.ns import pair_seed
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
+from pfpyro.data.tasks import label_set
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import token_accuracy
 from pfpyro.predictor import TokenPredictor

@@ -155,7 +155,8 @@ def test_configs_built_in_code_are_checked_by_prepare(tmp_path, no_encoder, data
 
 @pytest.mark.usefixtures("no_encoder")
 def test_a_partition_that_breaks_the_constraint_names_the_config(tmp_path, capsys, data_root):
-    config = write(tmp_path, {"data": {"languages": ["wo", "yo"]}, "partition": {"indices": [0]}})
+    partition = {"scheme": "explicit", "heldout": [["pos", "wo"], ["ner", "wo"]]}
+    config = write(tmp_path, {"data": {"languages": ["wo", "yo"]}, "partition": partition})
     assert (
         main(["experiment", str(config), "--out", str(tmp_path / "run"), "--data", str(data_root)])
         == 2

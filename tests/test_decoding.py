@@ -11,8 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfpyro.data.labels import NER_TAGS, UPOS
+from pfpyro.data.tasks import label_set
 from pfpyro.evaluate import bio_transitions, is_valid_bio, viterbi_decode
+
+UPOS = label_set("pos")
+NER_TAGS = label_set("ner")
 
 C = len(NER_TAGS)
 

@@ -67,6 +67,7 @@ TESTED_SNIPPETS = {
     ),
     "configs/my_corpora.yaml": "test_own_corpora_catalog_and_config",
     "corpora/catalog.yaml": "test_own_corpora_catalog_and_config",
+    "corpora/chunks.yaml": "test_a_task_of_ones_own_in_the_docs_example",
 }
 
 HELDOUT = (("task0", "lang1"), ("task1", "lang3"), ("task2", "lang0"))
@@ -508,6 +509,28 @@ def test_own_corpora_catalog_and_config(monkeypatch, capsys):
     assert language_family("de", catalog.language_table) == language_family("en")
 
 
+def test_a_task_of_ones_own_in_the_docs_example(monkeypatch, capsys):
+    """docs/examples/corpora/chunks.yaml: extends the toy catalog and adds a task (chunk)."""
+    from pfpyro.data.tasks import forget_task, task_spec
+
+    monkeypatch.chdir(ROOT)
+    corpora = "docs/examples/corpora"
+    args = ["--data", corpora, "--catalog", f"{corpora}/chunks.yaml"]
+    try:
+        assert pfpyro_main(["data", "summary", *args]) == 0
+        summary = capsys.readouterr().out
+        assert "6 present pairs, 0 absent" in summary and "chunk   2 pairs" in summary
+        explicit = ["data", "partition", "--scheme", "explicit", "--heldout", "chunk/de"]
+        assert pfpyro_main([*explicit, *args]) == 0
+        assert "chunk: 1 seen, 1 held out" in capsys.readouterr().out
+        catalog = Catalog.load(f"{corpora}/chunks.yaml", corpora)
+        assert task_spec("chunk").labels == ("O", "B-NP", "I-NP") and task_spec("chunk").spans
+        sentences = catalog.sentences("chunk", "de", "train", "seen")
+        assert sentences[0].labels == ("B-NP", "I-NP", "O", "O", "B-NP", "O")
+    finally:
+        forget_task("chunk")
+
+
 # -- notebooks ----------------------------------------------------------------------------------
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     """The text of every stream and plain-text result of an executed notebook."""
@@ -541,7 +564,7 @@ def test_the_beyond_notebook_shows_the_committed_studies():
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
     outputs = [output for cell in code for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
-    assert sum("image/png" in output.get("data", {}) for output in outputs) >= 3
+    assert sum("image/png" in output.get("data", {}) for output in outputs) >= 4
     text = notebook_text(nb)
     results = ROOT / "experiments" / "results"
     extend = pd.read_csv(results / "extend" / "extend_study_paper.csv")
@@ -551,6 +574,13 @@ def test_the_beyond_notebook_shows_the_committed_studies():
     best = fewshot[(fewshot.k == 100) & (fewshot.model == "pf-lr") & (fewshot.task == "pos")]
     assert f"{best['score'].mean():.2f}" in text
     assert "k = 40:" in text
+    extension = pd.read_csv(results / "third_task" / "extend_task_study.csv")
+    pos = extension.groupby("method")["accuracy"].mean()
+    assert f"accuracy {pos['extend']:.2f}; retrained with POS: {pos['retrain']:.2f}" in text
+    third = pd.read_csv(results / "third_task" / "third_task.csv")
+    ner = third[(third.run == "three_tasks_steps1000") & (third.task == "ner")]
+    ner = ner.groupby(["model", "seed"])["value"].mean().groupby("model").mean()
+    assert f"{ner['pf-lr']:.2f}" in text
 
 
 @pytest.mark.parametrize("notebook", RUN_NOTEBOOKS, ids=lambda p: p.name)

@@ -15,8 +15,10 @@ import yaml
 
 import pfpyro as pfpyro_api
 from pfpyro.cli import main as pfpyro
-from pfpyro.data.labels import UPOS
+from pfpyro.data.tasks import label_set
 from pfpyro.encode import install_offline_encoder
+
+UPOS = label_set("pos")
 
 pytestmark = pytest.mark.slow
 
@@ -248,6 +250,34 @@ def test_a_catalog_language_without_a_uriel_code_stops_ns_before_any_work(
     err = capsys.readouterr().err
     assert f"catalog {catalog}, languages.xwo: URIEL (lang2vec) has no language 'qqq'" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_three_tasks_run_every_model_end_to_end(tmp_path, data_root, capsys):
+    """The deprel catalog (paper33-deprel.yaml) over tr, vi and wo: the authors' alternation
+    over three tasks, all six models, and the reports of all three tasks."""
+    from pfpyro.data.catalog import default_catalog_path
+
+    catalog = default_catalog_path().parent / "paper33-deprel.yaml"
+    values = {**TINY, "data": {**TINY["data"], "catalog": str(catalog)}}
+    config = tmp_path / "three.yaml"
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["experiment", str(config), "--out", str(out), "--data", str(data_root), "--quiet"]
+    assert pfpyro(args) == 0
+    assert "DEP acc" in capsys.readouterr().out  # Table 1 has the third task's column
+    results = pd.read_csv(out / "results.csv")
+    scored = results[results["task"] != "all"]
+    heldout = {("deprel", "tr"), ("deprel", "wo"), ("ner", "vi"), ("pos", "tr"), ("pos", "wo")}
+    assert set(zip(scored["task"], scored["lang"], strict=True)) == heldout
+    assert set(scored["model"]) == {*ALL_MODELS, "pf-d-bma", "pf-lr-bma"}
+    deprel = scored[(scored["task"] == "deprel") & (scored["metric"] == "score")]
+    assert len(deprel) == 2 * 8 and deprel["value"].between(0, 1).all()
+    assert not set(scored.loc[scored["task"] == "deprel", "metric"]) & {"span_f1", "token_f1"}
+    for name in ("per_pair_deprel.md", "fig2_deprel.png"):
+        assert (out / name).stat().st_size > 0, name
+    model = json.loads((out / "train" / "paper-0_seed0_pf-lr" / "model.json").read_text())
+    assert model["tasks"] == ["deprel", "ner", "pos"]
+    assert len(model["task_specs"]["deprel"]["labels"]) == 37
 
 
 def test_fewshot_curves_start_at_the_zero_shot_scores(config, tmp_path, capsys):

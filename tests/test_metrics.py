@@ -9,9 +9,9 @@ import pytest
 import torch
 from seqeval.metrics import f1_score as seqeval_f1
 
-from pfpyro.data.labels import NER_TAGS, UPOS
+from pfpyro.data.tasks import label_set
 from pfpyro.evaluate import (
-    HEADLINE,
+    headline_metric,
     ids_to_tags,
     score_pair,
     span_f1,
@@ -20,7 +20,10 @@ from pfpyro.evaluate import (
     token_f1,
     token_prf,
 )
-from pfpyro.evaluate.scoring import COMMON_KEYS, NER_KEYS
+from pfpyro.evaluate.scoring import COMMON_KEYS, SPAN_KEYS
+
+UPOS = label_set("pos")
+NER_TAGS = label_set("ner")
 
 
 def _ids(tags: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,13 +138,13 @@ def test_score_pair_ner_keys_and_values():
     probs = torch.full((*pred.shape, c), 0.2 / (c - 1))
     probs.scatter_(-1, pred.unsqueeze(-1), 0.8)
     out = score_pair("ner", probs, gold, mask)
-    assert set(out) == set(COMMON_KEYS) | set(NER_KEYS)
+    assert set(out) == set(COMMON_KEYS) | set(SPAN_KEYS)
     assert out["n_words"] == 6.0 and out["n_sentences"] == 2.0 and out["n_entities"] == 3.0
     assert out["accuracy"] == pytest.approx(5 / 6)
     assert out["span_f1"] == pytest.approx(span_f1(gold_tags, pred_tags))
     assert out["span_f1"] == pytest.approx(2 / 3)  # 2 of 3 entities on each side
     assert out["token_f1"] == pytest.approx(token_f1(gold, pred, mask))
-    assert out["score"] == out[HEADLINE["ner"]] == out["span_f1"]
+    assert out["score"] == out[headline_metric("ner")] == out["span_f1"]
     # Every word has confidence 0.8; 5 of 6 are right: ECE = |5/6 - 0.8|.
     assert out["ece"] == pytest.approx(abs(5 / 6 - 0.8))
     # NLL by hand: five words at -ln 0.8, one gold tag at -ln(0.2 / 6).

@@ -84,8 +84,8 @@ def test_paper_partition_rejects_bad_requests():
         paper_partition(pairs, ["a", "b", "zz"], 0)
     with pytest.raises(ConfigError, match="listed twice"):
         paper_partition(pairs, ["a", "a", "b"], 0)
-    # An even number of languages puts both tasks of a language on the same parity.
-    with pytest.raises(ConfigError, match="language a is seen in no other task"):
+    # An even number of languages puts all tasks of a language on the same parity.
+    with pytest.raises(ConfigError, match="odd number of languages, not 2"):
         paper_partition(pairs, ["a", "b"], 0)
 
 

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from pfpyro.data import readers
-from pfpyro.data.labels import NER_TAGS, UPOS
 from pfpyro.data.readers import read_sentences, split_80_10_10
 from pfpyro.data.sentence import Sentence
+from pfpyro.data.tasks import label_set
 from pfpyro.errors import ConfigError, DataFormatError
+
+UPOS = label_set("pos")
+NER_TAGS = label_set("ner")
 
 CONLLU = """\
 # sent_id = s1

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from pfpyro.baselines.linear import LinearConfig, torch_threads
 from pfpyro.baselines.ns import Pair, SourceClassifiers
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
+from pfpyro.data.tasks import label_set
 from pfpyro.errors import ConfigError
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.ns import Pair, pair_seed
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
+from pfpyro.data.tasks import label_set
 from pfpyro.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ languages' NER training data, so that LS sees no more NER data than the PF model
 footnote 12). The paper counts "training examples"; we cap sentences by default, and words on
 request (``cap_unit="words"``). Another source language can be named by keying its tensors
 ``(task, lang)``. The experiment runner fetches the source data already capped this way
-(``pfpyro.experiment.source_tensors``, reading :data:`CAPPED_TASKS`) and passes
+(``pfpyro.experiment.source_tensors``, reading :func:`source_capped`) and passes
 ``capped_tasks=()``, so the cap is drawn once.
 """
 
@@ -21,14 +21,17 @@ from torch import Tensor
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.ns import Pair, pair_seed
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
 from pfpyro.data.sampling import cap_sentences
+from pfpyro.data.tasks import label_set, task_spec
 from pfpyro.errors import ConfigError
 
 CapUnit = Literal["sentences", "words"]
 
-CAPPED_TASKS: tuple[str, ...] = ("ner",)
-"""Tasks whose source data is cut to the seen languages' total (paper, footnote 12: NER)."""
+
+def source_capped(task: str) -> bool:
+    """Whether ``task``'s source data is cut to the seen languages' total (its description's
+    ``source_cap``; paper, footnote 12: NER)."""
+    return task_spec(task).source_cap
 
 
 def english_by_task(
@@ -91,15 +94,16 @@ class LargestSource:
         *,
         english_train: Mapping[str, PairTensors] | Mapping[Pair, PairTensors] | None,
         english_dev: Mapping[str, PairTensors] | Mapping[Pair, PairTensors] | None = None,
-        capped_tasks: Sequence[str] = CAPPED_TASKS,
+        capped_tasks: Sequence[str] | None = None,
         cap_unit: CapUnit = "sentences",
         config: LinearConfig | None = None,
         seed: int = 0,
     ) -> LargestSource:
         """Train the English classifier of every task in ``english_train``.
 
-        For the tasks in ``capped_tasks`` the English data is first capped to the seen
-        languages' total (``train``); ``dev`` is unused (English dev serves early stopping).
+        For the tasks in ``capped_tasks`` (None: those :func:`source_capped`) the English data
+        is first capped to the seen languages' total (``train``); ``dev`` is unused (English
+        dev serves early stopping).
         """
         english = english_by_task(english_train)
         if not english:
@@ -107,7 +111,7 @@ class LargestSource:
         english_dev_by_task = english_by_task(english_dev)
         classifiers, sizes, sources = {}, {}, {}
         for task, (lang, tensors) in sorted(english.items()):
-            if task in capped_tasks:
+            if source_capped(task) if capped_tasks is None else task in capped_tasks:
                 limit = seen_size(train, task, cap_unit)
                 if limit == 0:
                     raise ConfigError(f"no seen {task} data to cap the English data to")

@@ -19,7 +19,7 @@ from torch import Tensor
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.uriel import uriel_similarity
 from pfpyro.data.batch import PairTensors
-from pfpyro.data.labels import label_set
+from pfpyro.data.tasks import label_set
 from pfpyro.errors import ConfigError
 
 Pair = tuple[str, str]

@@ -174,14 +174,17 @@ def run_summary(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
     print(f"catalog {catalog.path}", file=out)
     print(f"data    {catalog.data_root}", file=out)
-    header = f"{'task':4}  {'lang':4}  {'format':10}  {'train':>7}  {'dev':>7}  {'test':>7}  source"
+    tw = max([4, *(len(task) for task, _ in catalog.entries)])  # the task column's width
+    header = (
+        f"{'task':{tw}}  {'lang':4}  {'format':10}  {'train':>7}  {'dev':>7}  {'test':>7}  source"
+    )
     print(header, file=out)
     print("-" * len(header), file=out)
     totals: dict[str, list[int]] = {}
     for task, lang in sorted(catalog.entries):
         entry = catalog.entry(task, lang)
         if entry.absent:
-            print(f"{task:4}  {lang:4}  {'absent':10}  {entry.reason}", file=out)
+            print(f"{task:{tw}}  {lang:4}  {'absent':10}  {entry.reason}", file=out)
             continue
         train = count(task, lang, "train", "seen")
         dev = count(task, lang, "dev", "seen")
@@ -192,13 +195,13 @@ def run_summary(ns: argparse.Namespace, out: TextIO | None = None) -> int:
         row[3] += 1
         mark = "*" if entry.test_as_train else " "
         print(
-            f"{task:4}  {lang:4}  {entry.format:10}  {_num(train):>6}{mark}  {_num(dev):>7}  "
+            f"{task:{tw}}  {lang:4}  {entry.format:10}  {_num(train):>6}{mark}  {_num(dev):>7}  "
             f"{_num(test):>7}  {entry.source}",
             file=out,
         )
     print("-" * len(header), file=out)
     for task, (train, dev, test, pairs) in sorted(totals.items()):
-        print(f"{task:4}  {pairs:>2} pairs {'':6}  {train:>7}  {dev:>7}  {test:>7}", file=out)
+        print(f"{task:{tw}}  {pairs:>2} pairs {'':6}  {train:>7}  {dev:>7}  {test:>7}", file=out)
     absent = catalog.absent_pairs()
     print(
         f"{len(catalog.pairs())} present pairs, {len(absent)} absent "

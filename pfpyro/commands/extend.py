@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pfpyro.api import load
     from pfpyro.errors import ConfigError
-    from pfpyro.evaluate import HEADLINE, score_pair
+    from pfpyro.evaluate import headline_metric, score_pair
     from pfpyro.experiment import feature_store, load_catalog
     from pfpyro.infer import PFPredictor
     from pfpyro.infer.extend import extend
@@ -96,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
         scores = score_pair(
             task, predictor.predict_proba(task, lang, t.features.float(), t.mask), t.labels, t.mask
         )
-        print(f"  zero-shot {task}\t{lang}\t{HEADLINE[task]} {100 * scores[HEADLINE[task]]:.2f}")
+        metric = headline_metric(task)
+        print(f"  zero-shot {task}\t{lang}\t{metric} {100 * scores[metric]:.2f}")
     return 0

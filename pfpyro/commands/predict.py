@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pfpyro.api import load
     from pfpyro.atomic import atomic_write_text
-    from pfpyro.data.labels import label_set
+    from pfpyro.data.tasks import label_set
     from pfpyro.errors import ConfigError
     from pfpyro.evaluate import score_pair
 

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     seed = train_config.seed
 
     from pfpyro.atomic import atomic_write_text
-    from pfpyro.evaluate import HEADLINE, score_pair
+    from pfpyro.evaluate import headline_metric, score_pair
     from pfpyro.experiment import fit_pf, heldout_predictions, prepare
     from pfpyro.infer import PFPredictor
     from pfpyro.model.description import check_model_config
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         setup.store, partition, {"plugin": predictor}
     ):
         scores = score_pair(task, probs, test.labels, test.mask)
-        headline = HEADLINE[task]
+        headline = headline_metric(task)
         score, entropy = 100 * scores[headline], scores["entropy"]
         print(f"  {task}\t{lang}\t{headline} {score:.2f}\tentropy {entropy:.3f}")
     return 0

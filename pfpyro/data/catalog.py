@@ -8,6 +8,11 @@ and hands out sentences by the role a pair plays in a partition:
 * ``heldout``: ``test`` only; a held-out pair's training data must never reach a model.
 
 A split the pair lacks gives an empty list, so callers need no special cases.
+
+A catalog may ``extends: <file>`` another (a path relative to itself): it then holds the other
+catalog's languages, tasks and pairs, and adds or replaces entries with its own (a pair the
+child lists replaces the parent's; name, description and target_languages are the child's when
+it gives them). Its ``tasks:`` section describes the tasks it adds (:mod:`pfpyro.data.tasks`).
 """
 
 from __future__ import annotations
@@ -21,26 +26,23 @@ from typing import Any
 import yaml
 
 from pfpyro.config import unknown_keys_message
-from pfpyro.data.labels import TASKS
 from pfpyro.data.paths import data_root as find_data_root
-from pfpyro.data.paths import repo_root
+from pfpyro.data.paths import default_catalog_path
 from pfpyro.data.readers import SPLITS, check_format, read_sentences
 from pfpyro.data.sentence import Sentence
+from pfpyro.data.tasks import add_tasks, known_tasks, parse_tasks
 from pfpyro.errors import ConfigError
 
 Pair = tuple[str, str]
 
 ROLES: tuple[str, ...] = ("seen", "heldout")
 
-_TOP_KEYS = frozenset({"name", "description", "target_languages", "languages", "pairs"})
+_TOP_KEYS = frozenset(
+    {"name", "description", "extends", "target_languages", "languages", "tasks", "pairs"}
+)
 _LANGUAGE_KEYS = frozenset({"uriel", "name"})
 _PRESENT_KEYS = frozenset({"format", "source", "test_as_train", *SPLITS})
 _ABSENT_KEYS = frozenset({"absent", "reason", "source"})
-
-
-def default_catalog_path() -> Path:
-    """The paper's catalog, ``experiments/data/paper33.yaml`` under the repository root."""
-    return repo_root() / "experiments" / "data" / "paper33.yaml"
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,8 @@ class LanguageTable:
         """The section of a catalog file, checked, without reading its data files (so the
         shipped catalog's table serves even where no data root exists)."""
         path = Path(path)
-        raw = _read_yaml(path)
-        section = raw.get("languages") if isinstance(raw, dict) else None
+        raw = read_catalog_yaml(path)
+        section = raw.get("languages")
         return cls(path, _parse_languages(f"catalog {path}", section))
 
     def language(self, lang: str) -> LanguageInfo:
@@ -130,6 +132,47 @@ class LanguageTable:
 def shipped_languages() -> LanguageTable:
     """The shipped catalog's language table: the default for every catalog."""
     return LanguageTable.read(default_catalog_path())
+
+
+def read_catalog_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A catalog file's top-level mapping, with what it ``extends`` merged in (module doc)."""
+    raw = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"catalog {path}: expected a mapping at the top level")
+    base = raw.get("extends")
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"catalog {path}: 'extends' must be the path of another catalog")
+    base_path = (path.parent / base).resolve()
+    if base_path in (*chain, path.resolve()):
+        raise ConfigError(f"catalog {path}: 'extends: {base}' makes a cycle")
+    parent = read_catalog_yaml(base_path, (*chain, path.resolve()))
+    merged = {k: v for k, v in parent.items() if k != "extends"}
+    for key in ("languages", "tasks"):
+        own = raw.get(key)
+        if own is None:
+            merged[key] = parent.get(key)
+        elif isinstance(own, dict):
+            merged[key] = {**(parent.get(key) or {}), **own}
+        else:
+            merged[key] = own  # not a mapping: the section's parser says so
+    pairs = {task: dict(langs) for task, langs in (parent.get("pairs") or {}).items()}
+    own_pairs = raw.get("pairs")
+    if isinstance(own_pairs, dict):
+        for task, langs in own_pairs.items():
+            if not isinstance(langs, dict):
+                raise ConfigError(
+                    f"catalog {path}: expected a mapping of languages under task {task!r}"
+                )
+            pairs.setdefault(task, {}).update(langs)
+    elif own_pairs is not None:
+        raise ConfigError(f"catalog {path}: 'pairs' must be a mapping {{task: {{lang: ...}}}}")
+    merged["pairs"] = pairs
+    for key in ("name", "description", "target_languages"):
+        if key in raw:
+            merged[key] = raw[key]
+    return merged
 
 
 def _read_yaml(path: Path) -> Any:
@@ -183,8 +226,7 @@ class Catalog:
         """
         path = Path(path) if path is not None else default_catalog_path()
         root = find_data_root(data_root)
-        raw = _read_yaml(path)
-        return _parse_catalog(path, root, raw)
+        return _parse_catalog(path, root, read_catalog_yaml(path))
 
     def pairs(self) -> list[Pair]:
         """The present (task, lang) pairs, sorted."""
@@ -195,6 +237,7 @@ class Catalog:
         return sorted(p for p, e in self.entries.items() if e.absent)
 
     def tasks(self) -> list[str]:
+        """The catalog's tasks, sorted (the order of a model's task vectors)."""
         return sorted({task for task, _ in self.entries})
 
     def languages(self) -> list[str]:
@@ -241,10 +284,14 @@ def _parse_catalog(path: Path, root: Path, raw: Any) -> Catalog:
     pairs = raw.get("pairs")
     if not isinstance(pairs, dict) or not pairs:
         raise ConfigError(f"{where}: expected a non-empty mapping 'pairs: {{task: {{lang: ...}}}}'")
+    add_tasks(parse_tasks(where, raw.get("tasks")).values(), where)
     entries: dict[Pair, CatalogEntry] = {}
     for task, langs in pairs.items():
-        if task not in TASKS:
-            raise ConfigError(f"{where}: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        if task not in known_tasks():
+            raise ConfigError(
+                f"{where}: unknown task {task!r}; known tasks: {', '.join(known_tasks())}; "
+                "describe a new task under 'tasks:'"
+            )
         if not isinstance(langs, dict) or not langs:
             raise ConfigError(f"{where}: expected a mapping of languages under task {task!r}")
         for lang, spec in langs.items():

@@ -19,6 +19,12 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent.parent
 
 
+def default_catalog_path() -> Path:
+    """The paper's catalog, ``experiments/data/paper33.yaml`` under the repository root (the
+    shipped catalog: its language and task tables serve every catalog)."""
+    return repo_root() / "experiments" / "data" / "paper33.yaml"
+
+
 def data_root(explicit: str | Path | None = None) -> Path:
     """The folder that holds the corpora, resolved to an absolute path.
 

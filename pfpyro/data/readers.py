@@ -3,12 +3,14 @@
 One dispatch, :func:`read_sentences`, reads a file in one of the :data:`FORMATS`:
 
 ``conllu``
-    Universal Dependencies CoNLL-U; FORM and UPOS of each word (POS only).
+    Universal Dependencies CoNLL-U; FORM of each word and the field the task's description
+    names (:attr:`~pfpyro.data.tasks.TaskSpec.conllu`): UPOS, or DEPREL without its subtype.
 ``tsv``
     ``token<TAB>tag``, blank line between sentences: XTREME's udpos files (POS) and its PAN-X
-    files ``{train,dev}-<lang>.tsv`` (NER).
+    files ``{train,dev}-<lang>.tsv`` (NER); any task.
 ``wikiann``
-    The Rahimi et al. (2019) WikiANN splits, ``<code>:<token><TAB><tag>`` (NER).
+    The Rahimi et al. (2019) WikiANN splits, ``<code>:<token><TAB><tag>`` (NER; IOB2 span
+    tasks).
 ``bio``
     The unsplit Pan et al. (2017) WikiANN release, space-separated, tag in the last column,
     split 80/10/10 at random as the paper's authors did (see :func:`split_80_10_10`) (NER).
@@ -39,8 +41,8 @@ from pathlib import Path
 from conllu.exceptions import ParseException
 from conllu.parser import parse_id_value
 
-from pfpyro.data.labels import UPOS, label_set
 from pfpyro.data.sentence import Sentence
+from pfpyro.data.tasks import TaskSpec, label_set, task_spec
 from pfpyro.errors import ConfigError, DataFormatError
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
@@ -57,14 +59,31 @@ _Lines = list[str]
 _Parser = Callable[[str, str, str, str, str], list[Sentence]]  # path, text, task, lang, split
 
 
+#: Which tasks a format can hold: any, those whose description names a CoNLL-U field, or
+#: IOB2 span tasks (with an outside tag).
+HOLDS: Mapping[str, str] = {
+    "any": "any task",
+    "conllu": "tasks whose description names a CoNLL-U field ('conllu: upos|deprel')",
+    "spans": "IOB2 span tasks (a description with an 'outside' tag)",
+}
+
+
 @dataclass(frozen=True)
 class Format:
-    """A corpus file format: its name in catalogs, the tasks it can hold, and its parser."""
+    """A corpus file format: its name in catalogs, the tasks it can hold (a key of
+    :data:`HOLDS`), and its parser."""
 
     name: str
-    tasks: tuple[str, ...]
+    holds: str
     description: str
     parse: _Parser
+
+    def can_hold(self, spec: TaskSpec) -> bool:
+        if self.holds == "conllu":
+            return spec.conllu is not None
+        if self.holds == "spans":
+            return spec.spans
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,9 +151,19 @@ def blocks(lines: _Lines) -> Iterator[tuple[int, _Lines]]:
 # CoNLL-U
 
 
+#: The CoNLL-U column (0-based) of each field a task can take its tags from.
+CONLLU_FIELD_COLUMN: Mapping[str, int] = {"upos": 3, "deprel": 7}
+
+
 def _parse_conllu(path: str, text: str, task: str, lang: str, split: str) -> list[Sentence]:
-    """FORM and UPOS of each word; ``#`` comments, ``n-m`` ranges and ``n.m`` nodes skipped."""
-    known = frozenset(UPOS)
+    """FORM and the task's field of each word (UPOS, or DEPREL without its ``:subtype``);
+    ``#`` comments, ``n-m`` ranges and ``n.m`` nodes skipped."""
+    spec = task_spec(task)
+    field_name = spec.conllu or "upos"
+    column = CONLLU_FIELD_COLUMN[field_name]
+    labels = spec.labels
+    known = frozenset(labels)
+    what = "a UPOS tag" if field_name == "upos" else "a universal DEPREL"
     sentences = []
     for start, block in blocks(text.split("\n")[:-1]):
         words: list[str] = []
@@ -155,11 +184,13 @@ def _parse_conllu(path: str, text: str, task: str, lang: str, split: str) -> lis
                 continue
             if int(word_id) != len(words) + 1:
                 raise DataFormatError(path, number, f"word ID {len(words) + 1}", word_id)
-            form, tag = cols[1], cols[3]
+            form, tag = cols[1], cols[column]
+            if field_name == "deprel":
+                tag = tag.split(":", 1)[0]
             if not form:
                 raise DataFormatError(path, number, "a non-empty FORM", line)
             if tag not in known:
-                raise DataFormatError(path, number, f"a UPOS tag ({' '.join(UPOS)})", tag)
+                raise DataFormatError(path, number, f"{what} ({' '.join(labels)})", cols[column])
             if not words:
                 first = number
             words.append(form)
@@ -325,11 +356,11 @@ def split_80_10_10(
 FORMATS: Mapping[str, Format] = {
     f.name: f
     for f in (
-        Format("conllu", ("pos",), "UD CoNLL-U (FORM, UPOS)", _parse_conllu),
-        Format("tsv", ("ner", "pos"), "token<TAB>tag (XTREME udpos, PAN-X)", _parse_tsv),
-        Format("wikiann", ("ner",), "<code>:<token><TAB><tag> (Rahimi splits)", _parse_wikiann),
-        Format("bio", ("ner",), "unsplit Pan et al. .bio, seeded 80/10/10 split", _parse_bio),
-        Format("masakhaner", ("ner",), "token<SPACE>tag, DATE mapped to O", _parse_masakhaner),
+        Format("conllu", "conllu", "UD CoNLL-U (FORM, UPOS or DEPREL)", _parse_conllu),
+        Format("tsv", "any", "token<TAB>tag (XTREME udpos, PAN-X)", _parse_tsv),
+        Format("wikiann", "spans", "<code>:<token><TAB><tag> (Rahimi splits)", _parse_wikiann),
+        Format("bio", "spans", "unsplit Pan et al. .bio, seeded 80/10/10 split", _parse_bio),
+        Format("masakhaner", "spans", "token<SPACE>tag, DATE mapped to O", _parse_masakhaner),
     )
 }
 
@@ -341,8 +372,12 @@ def check_format(fmt: str, task: str) -> Format:
         spec = FORMATS[fmt]
     except KeyError:
         raise ConfigError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}") from None
-    if task not in spec.tasks:
-        raise ConfigError(f"format {fmt!r} holds {'/'.join(spec.tasks)} data, not {task!r}")
+    try:
+        task_description = task_spec(task)
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from None
+    if not spec.can_hold(task_description):
+        raise ConfigError(f"format {fmt!r} holds {HOLDS[spec.holds]}, not {task!r}")
     return spec
 
 
@@ -362,7 +397,9 @@ def read_sentences(path: str | Path, fmt: str, task: str, lang: str, split: str)
 
 __all__ = [
     "BIO_SPLIT_SEED",
+    "CONLLU_FIELD_COLUMN",
     "FORMATS",
+    "HOLDS",
     "MASAKHANER_TAG_MAP",
     "SPLITS",
     "Format",

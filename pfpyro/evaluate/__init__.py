@@ -18,7 +18,7 @@ from pfpyro.evaluate.metrics import (
     token_f1,
     token_prf,
 )
-from pfpyro.evaluate.scoring import HEADLINE, headline_score, score_pair
+from pfpyro.evaluate.scoring import headline_metric, headline_score, score_pair
 from pfpyro.evaluate.uncertainty import (
     ReliabilityDiagram,
     brier_score,
@@ -32,7 +32,6 @@ from pfpyro.evaluate.uncertainty import (
 from pfpyro.predictor import token_entropy
 
 __all__ = [
-    "HEADLINE",
     "POOLED",
     "PRF",
     "Correlation",
@@ -45,6 +44,7 @@ __all__ = [
     "ece_from_bins",
     "entropy_score_correlation",
     "expected_calibration_error",
+    "headline_metric",
     "headline_score",
     "ids_to_tags",
     "is_valid_bio",

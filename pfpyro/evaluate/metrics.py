@@ -2,7 +2,7 @@
 
 Every function takes ``(gold, pred, mask)`` in that order (as scikit-learn and seqeval do):
 ``gold`` and ``pred`` are [N, T] label ids, ``mask`` [N, T] is True on real words; padding is
-never scored. Ids index :func:`pfpyro.data.labels.label_set` of the task.
+never scored. Ids index :func:`pfpyro.data.tasks.label_set` of the task.
 
 Two F1s for NER (DESIGN §7): the headline is entity-level span F1 with seqeval's default
 (conlleval-style) chunking of IOB2 tags; token-level micro F1 over the non-O tags is kept for

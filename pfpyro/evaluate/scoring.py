@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pfpyro.data.labels import label_set
+from pfpyro.data.tasks import task_spec
 from pfpyro.evaluate.decoding import viterbi_decode
 from pfpyro.evaluate.metrics import ids_to_tags, span_prf, token_accuracy, token_prf
 from pfpyro.evaluate.uncertainty import (
@@ -17,8 +17,12 @@ from pfpyro.evaluate.uncertainty import (
     sentence_entropy,
 )
 
-HEADLINE: dict[str, str] = {"pos": "accuracy", "ner": "span_f1"}
-"""The metric each task is reported by (DESIGN §7); ``score_pair`` copies it to ``score``."""
+
+def headline_metric(task: str) -> str:
+    """The metric ``task`` is reported and selected by (its description's ``metric``: POS
+    accuracy, NER span F1); :func:`score_pair` copies it to ``score``."""
+    return task_spec(task).metric
+
 
 COMMON_KEYS: tuple[str, ...] = (
     "score",
@@ -31,7 +35,7 @@ COMMON_KEYS: tuple[str, ...] = (
     "n_words",
     "n_sentences",
 )
-NER_KEYS: tuple[str, ...] = (
+SPAN_KEYS: tuple[str, ...] = (
     "span_precision",
     "span_recall",
     "span_f1",
@@ -51,13 +55,14 @@ def headline_score(
     gold_labels: Tensor | np.ndarray,
     mask: Tensor | np.ndarray,
 ) -> float:
-    """The task's headline metric alone (:data:`HEADLINE`: POS accuracy, NER span F1 of the
-    argmax): what model selection maximises, without the rest of :func:`score_pair`."""
-    labels = label_set(task)
+    """The task's headline metric alone (:func:`headline_metric`: POS accuracy, NER span F1
+    of the argmax): what model selection maximises, without the rest of :func:`score_pair`."""
+    spec = task_spec(task)
+    labels = spec.labels
     gold = torch.as_tensor(gold_labels).long()
     mask = torch.as_tensor(mask).bool()
     pred = torch.as_tensor(probs).argmax(-1).cpu()
-    if HEADLINE[task] == "span_f1":
+    if spec.metric == "span_f1":
         return span_prf(ids_to_tags(gold, mask, labels), ids_to_tags(pred, mask, labels)).f1
     return token_accuracy(gold, pred, mask)
 
@@ -75,7 +80,8 @@ def score_pair(
     ``probs`` is [N, T, c] over ``label_set(task)``, ``gold_labels`` [N, T] ids, ``mask``
     [N, T]; predicted labels are the argmax. Keys, for both tasks:
 
-    - ``score``: the task's headline metric (:data:`HEADLINE`: POS accuracy, NER span F1);
+    - ``score``: the task's headline metric (:func:`headline_metric`: POS accuracy, NER
+      span F1);
     - ``accuracy``: token accuracy;
     - ``entropy``: mean predictive entropy per word (nats); ``sentence_entropy``: the mean over
       sentences of each sentence's mean word entropy;
@@ -83,13 +89,14 @@ def score_pair(
       over classes);
     - ``n_words``, ``n_sentences``: what was scored (as floats, so the dict is uniform).
 
-    and for NER also ``span_precision``, ``span_recall``, ``span_f1`` (entity level, seqeval),
-    the same three of the constrained decoding (:func:`~pfpyro.evaluate.decoding.viterbi_decode`,
-    the most probable valid IOB2 sequence) as ``span_precision_valid``, ``span_recall_valid``,
-    ``span_f1_valid``, then ``token_precision``, ``token_recall``, ``token_f1`` (micro over
-    non-O tags, of the argmax) and ``n_entities`` (gold entities).
-    """
-    labels = label_set(task)
+    and for a span task (IOB2, such as NER) also ``span_precision``, ``span_recall``,
+    ``span_f1`` (entity level, seqeval), the same three of the constrained decoding
+    (:func:`~pfpyro.evaluate.decoding.viterbi_decode`, the most probable valid IOB2 sequence)
+    as ``span_precision_valid``, ``span_recall_valid``, ``span_f1_valid``, then
+    ``token_precision``, ``token_recall``, ``token_f1`` (micro over the tags other than the
+    outside one, of the argmax) and ``n_entities`` (gold entities)."""
+    spec = task_spec(task)
+    labels = spec.labels
     probs = torch.as_tensor(probs)
     if probs.dim() != 3 or probs.shape[-1] != len(labels):
         raise ValueError(f"{task} probs must be [N, T, {len(labels)}], got {tuple(probs.shape)}")
@@ -106,11 +113,11 @@ def score_pair(
         "n_words": float(mask.sum()),
         "n_sentences": float(mask.any(-1).sum()),
     }
-    if task == "ner":
+    if spec.spans:
         gold_tags = ids_to_tags(gold, mask, labels)
         span = span_prf(gold_tags, ids_to_tags(pred, mask, labels))
         valid = span_prf(gold_tags, ids_to_tags(viterbi_decode(probs, mask, labels), mask, labels))
-        token = token_prf(gold, pred, mask, outside=labels.index("O"))
+        token = token_prf(gold, pred, mask, outside=labels.index(spec.outside))
         out.update(
             span_precision=span.precision,
             span_recall=span.recall,
@@ -123,5 +130,5 @@ def score_pair(
             token_f1=token.f1,
             n_entities=float(span.n_gold),
         )
-    out["score"] = out[HEADLINE[task]]
+    out["score"] = out[spec.metric]
     return out

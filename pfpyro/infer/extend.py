@@ -44,7 +44,7 @@ from pfpyro.infer.checkpoint import (
     snapshot,
 )
 from pfpyro.infer.trainer import pair_name, step_weights
-from pfpyro.model.description import ModelDescription, default_labels
+from pfpyro.model.description import ModelDescription, default_labels, known_task_specs
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 
@@ -112,6 +112,10 @@ def extended_description(
         langs=(*description.langs, *new_langs),
         tasks=(*description.tasks, *new_tasks),
         labels=labels,
+        task_specs={
+            **description.task_specs,
+            **known_task_specs({task: labels[task] for task in new_tasks}),
+        },
     )
 
 

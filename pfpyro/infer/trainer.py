@@ -49,8 +49,8 @@ from tqdm.auto import tqdm
 
 from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairTensors, feature_moments
-from pfpyro.data.labels import label_set
 from pfpyro.data.partition import constraint_violations
+from pfpyro.data.tasks import label_set
 from pfpyro.device import resolve_device
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.infer.checkpoint import (

@@ -2,9 +2,10 @@
 
 It names the four components by their registered names with their arguments (prior,
 hypernetwork, head, guide; see :mod:`pfpyro.model.registry`) and holds what the data decide:
-the tasks and languages, each task's label names, the feature width and the features'
-standardising moments. :meth:`ModelDescription.build` makes the model and guide from it, so a
-run folder rebuilds any model whose components are registered, pfpyro's or the user's.
+the tasks and languages, each task's label names and description (the catalog's, see
+:mod:`pfpyro.data.tasks`, so a run folder says what its tasks are), the feature width and the
+features' standardising moments. :meth:`ModelDescription.build` makes the model and guide
+from it, so a run folder rebuilds any model whose components are registered, pfpyro's or the user's.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class ModelDescription:
     feature_mean: tuple[float, ...] | None = None
     feature_scale: tuple[float, ...] | None = None
     imports: tuple[str, ...] = ()  # modules that register user components
+    task_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # TaskSpec JSON
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the containers once
@@ -85,6 +87,7 @@ class ModelDescription:
         set_(self, "langs", tuple(sorted(self.langs)))
         set_(self, "labels", {t: tuple(str(x) for x in self.labels[t]) for t in self.labels})
         set_(self, "imports", tuple(self.imports))
+        set_(self, "task_specs", _plain(dict(self.task_specs)))
         for name in ("feature_mean", "feature_scale"):
             value = getattr(self, name)
             if value is not None:
@@ -110,6 +113,7 @@ class ModelDescription:
             if isinstance(fields.get(kind), str):
                 fields[kind] = Component(fields[kind])
         labels = {task: default_labels(task, num_classes[task]) for task in tasks}
+        fields.setdefault("task_specs", known_task_specs(labels))
         return cls(tuple(tasks), tuple(langs), labels, int(feature_dim), **fields)
 
     @property
@@ -168,6 +172,7 @@ class ModelDescription:
             "feature_mean": None if self.feature_mean is None else list(self.feature_mean),
             "feature_scale": None if self.feature_scale is None else list(self.feature_scale),
             "imports": list(self.imports),
+            "task_specs": {task: dict(spec) for task, spec in self.task_specs.items()},
         }
 
     @classmethod
@@ -187,7 +192,7 @@ class ModelDescription:
         if missing:
             raise ConfigError(f"{where}: model description lacks {', '.join(missing)}")
         try:
-            return cls(
+            description = cls(
                 tasks=tuple(data["tasks"]),
                 langs=tuple(data["langs"]),
                 labels={task: tuple(names) for task, names in data["labels"].items()},
@@ -200,9 +205,26 @@ class ModelDescription:
                 feature_mean=data.get("feature_mean"),
                 feature_scale=data.get("feature_scale"),
                 imports=tuple(data.get("imports") or ()),
+                task_specs=dict(data.get("task_specs") or {}),
             )
         except (TypeError, ValueError, AttributeError) as error:
             raise ConfigError(f"{where}: malformed model description ({error})") from error
+        description.add_tasks(where)
+        return description
+
+    def add_tasks(self, where: str = "model.json") -> None:
+        """Make this model's task descriptions known to the process (scoring and reports ask
+        :func:`pfpyro.data.tasks.task_spec`); ConfigError if one differs from a known one."""
+        from pfpyro.data.tasks import add_tasks, parse_task
+
+        specs = [parse_task(where, task, dict(raw)) for task, raw in self.task_specs.items()]
+        for spec in specs:
+            if spec.labels != self.labels.get(spec.task):
+                raise ConfigError(
+                    f"{where}: task {spec.task!r} has labels {list(self.labels.get(spec.task, ()))}"
+                    f" but its description lists {list(spec.labels)}"
+                )
+        add_tasks(specs, where)
 
 
 def check_model_config(model: ModelConfig) -> None:
@@ -216,9 +238,25 @@ def check_model_config(model: ModelConfig) -> None:
         lookup(kind, model.component(kind)[0])
 
 
+def known_task_specs(labels: Mapping[str, Sequence[str]]) -> dict[str, dict[str, Any]]:
+    """The descriptions (:meth:`TaskSpec.to_json`) of the tasks this process knows whose
+    labels are ``labels[task]``; a task without one is left out."""
+    from pfpyro.data.tasks import task_spec
+
+    out = {}
+    for task, names in labels.items():
+        try:
+            spec = task_spec(task)
+        except KeyError:
+            continue
+        if spec.labels == tuple(names):
+            out[task] = spec.to_json()
+    return out
+
+
 def default_labels(task: str, count: int | None = None) -> tuple[str, ...]:
     """A task's label names: its label set when pfpyro knows the task, else "0".."count-1"."""
-    from pfpyro.data.labels import label_set
+    from pfpyro.data.tasks import label_set
 
     try:
         names = tuple(label_set(task))
@@ -272,4 +310,10 @@ def _from_version_1(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: model description lacks {error}") from None
 
 
-__all__ = ["Component", "ModelDescription", "check_model_config", "default_labels"]
+__all__ = [
+    "Component",
+    "ModelDescription",
+    "check_model_config",
+    "default_labels",
+    "known_task_specs",
+]

@@ -19,7 +19,6 @@ from pfpyro.report.figures import (
     write_figures,
 )
 from pfpyro.report.tables import (
-    HEADLINES,
     MODEL_ORDER,
     OPTIONAL_METRICS,
     RESULT_COLUMNS,
@@ -35,12 +34,14 @@ from pfpyro.report.tables import (
     table1_markdown,
     table2,
     table2_markdown,
+    task_colour,
+    task_headlines,
+    task_title,
     write_calibration,
     write_tables,
 )
 
 __all__ = [
-    "HEADLINES",
     "MODEL_ORDER",
     "OPTIONAL_METRICS",
     "RESULT_COLUMNS",
@@ -69,6 +70,9 @@ __all__ = [
     "table1_markdown",
     "table2",
     "table2_markdown",
+    "task_colour",
+    "task_headlines",
+    "task_title",
     "write_calibration",
     "write_figures",
     "write_tables",

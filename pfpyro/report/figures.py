@@ -23,7 +23,6 @@ from matplotlib.patches import Patch
 from scipy import stats
 
 from pfpyro.atomic import atomic_write
-from pfpyro.data.labels import LABEL_SETS
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate.correlation import POOLED, Correlation, correlate_by_group
 from pfpyro.evaluate.uncertainty import ece_from_bins
@@ -33,8 +32,11 @@ from pfpyro.report.tables import (
     check_results,
     display_name,
     headline_metric,
+    known_spec,
     order_models,
     per_pair_table,
+    task_colour,
+    task_title,
     tasks_in,
 )
 
@@ -49,10 +51,8 @@ ENTROPY_COLUMNS: tuple[str, ...] = (
 )
 RELIABILITY_COLUMNS: tuple[str, ...] = ("model", "task", "bin", "confidence", "accuracy", "count")
 
-_TASK_TITLE = {"pos": "POS tagging", "ner": "NER"}
 _SCORE_TITLE = {"accuracy": "accuracy (%)", "span_f1": "span F1 (%)", "token_f1": "token F1 (%)"}
 _METRIC_NAME = {"accuracy": "accuracy", "span_f1": "span F1", "token_f1": "token F1"}
-_TASK_COLOUR = {"pos": "tab:blue", "ner": "tab:orange"}
 _DPI = 150
 
 
@@ -123,7 +123,7 @@ def figure_per_language(
     ax.set_xlabel("held-out language (ISO 639 code)")
     ax.set_ylabel(_SCORE_TITLE.get(metric, metric))
     ax.set_title(
-        f"{_TASK_TITLE.get(task, task)}: zero-shot {_METRIC_NAME.get(metric, metric)} per held-out "
+        f"{task_title(task)}: zero-shot {_METRIC_NAME.get(metric, metric)} per held-out "
         "language (mean ± std over seeds)"
     )
     ax.grid(axis="y", alpha=0.3)
@@ -244,20 +244,17 @@ def correlation_text(corr: Correlation, *, compact: bool = False) -> str:
 
 
 def _panel_title(task: str) -> str:
-    return "POS and NER pooled" if task == POOLED else _TASK_TITLE.get(task, task)
+    return "all tasks pooled" if task == POOLED else task_title(task)
 
 
 def _entropy_legend(tasks: Sequence[str]) -> list:
     """Legend handles: one patch per task's colour and its maximum-entropy line (ln c)."""
-    handles: list = [
-        Patch(color=_TASK_COLOUR.get(t, "tab:gray"), alpha=0.7, label=_TASK_TITLE.get(t, t))
-        for t in tasks
-    ]
+    handles: list = [Patch(color=task_colour(t), alpha=0.7, label=task_title(t)) for t in tasks]
     for t in tasks:
-        if t in LABEL_SETS:
-            label = f"max entropy {_TASK_TITLE.get(t, t)} (ln {len(LABEL_SETS[t])})"
-            colour = _TASK_COLOUR.get(t, "tab:gray")
-            handles.append(Line2D([], [], ls="--", lw=0.8, color=colour, label=label))
+        spec = known_spec(t)
+        if spec is not None:
+            label = f"max entropy {task_title(t)} (ln {len(spec.labels)})"
+            handles.append(Line2D([], [], ls="--", lw=0.8, color=task_colour(t), label=label))
     return handles
 
 
@@ -267,7 +264,7 @@ def _entropy_boxes(ax, ent: pd.DataFrame, pairs: pd.DataFrame, task: str) -> Non
         ent.loc[(ent["task"] == t) & (ent["lang"] == lang), "entropy"].to_numpy(float)
         for t, lang in zip(pairs["task"], pairs["lang"], strict=True)
     ]
-    colours = [_TASK_COLOUR.get(t, "tab:gray") for t in pairs["task"]]
+    colours = [task_colour(t) for t in pairs["task"]]
     boxes = ax.boxplot(
         data,
         positions=np.arange(len(pairs)),
@@ -284,9 +281,9 @@ def _entropy_boxes(ax, ent: pd.DataFrame, pairs: pd.DataFrame, task: str) -> Non
     for tick, colour in zip(ax.get_xticklabels(), colours, strict=True):
         tick.set_color(colour)
     for t in tasks_in(pairs):
-        if t in LABEL_SETS:
-            top = math.log(len(LABEL_SETS[t]))
-            ax.axhline(top, ls="--", lw=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
+        spec = known_spec(t)
+        if spec is not None:
+            ax.axhline(math.log(len(spec.labels)), ls="--", lw=0.8, color=task_colour(t))
     ax.set_xlim(-0.7, len(pairs) - 0.3)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("held-out language (ordered by median entropy)")
@@ -302,7 +299,7 @@ def _entropy_scatter(ax, pairs: pd.DataFrame, task: str, corr: Correlation) -> N
     for t in tasks_in(scored):
         rows = scored[scored["task"] == t]
         x, y = rows["entropy"].to_numpy(float), 100 * rows["score"].to_numpy(float)
-        ax.scatter(x, y, s=14, alpha=0.8, color=_TASK_COLOUR.get(t, "tab:gray"))
+        ax.scatter(x, y, s=14, alpha=0.8, color=task_colour(t))
         for xi, yi, lang in zip(x, y, rows["lang"], strict=True):
             ax.annotate(lang, (xi, yi), xytext=(2, 2), textcoords="offset points", fontsize=5)
     ax.set_xlim(left=0)
@@ -531,8 +528,7 @@ def figure_reliability(
     bins = pool_reliability(reliability, n_bins)
     if bins.empty:
         raise PfpyroError("reliability: no bin holds any prediction")
-    tasks = [t for t in ("pos", "ner") if t in set(bins["task"])]
-    tasks += sorted(set(bins["task"]) - set(tasks))
+    tasks = tasks_in(bins)
     models = order_models(bins["model"])
     fig = _new_figure(2.9 * len(models) + 0.5, 3.0 * len(tasks) + 0.4)
     axes = fig.subplots(len(tasks), len(models), squeeze=False, sharex=True, sharey=True)
@@ -543,7 +539,7 @@ def figure_reliability(
             cell = bins[(bins["task"] == task) & (bins["model"] == model)]
             ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8, label="perfect calibration")
             if cell.empty:
-                ax.set_title(f"{display_name(model)} · {_TASK_TITLE.get(task, task)}: not run")
+                ax.set_title(f"{display_name(model)} · {task_title(task)}: not run")
             else:
                 left = edges[cell["bin"].to_numpy()]
                 width = np.diff(edges)[cell["bin"].to_numpy()]
@@ -573,7 +569,7 @@ def figure_reliability(
                 )
                 ece = 100 * ece_from_bins(cell["count"], conf, acc)
                 ax.set_title(
-                    f"{display_name(model)} · {_TASK_TITLE.get(task, task)}: ECE {ece:.2f}%",
+                    f"{display_name(model)} · {task_title(task)}: ECE {ece:.2f}%",
                     fontsize="medium",
                 )
             ax.set_xlim(0, 1)
@@ -654,8 +650,7 @@ def write_figures(
     fig3 = None
     if results is not None:
         frame = check_results(results)
-        present = set(frame["task"].astype(str))
-        for task in [t for t in ("pos", "ner") if t in present]:
+        for task in tasks_in(frame):
             paths.append(figure_per_language(frame, task, out / f"fig2_{task}.png"))
         if sentence_entropy is not None:
             fig3 = figure_entropy(

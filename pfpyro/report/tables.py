@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from pfpyro.atomic import atomic_write_text
+from pfpyro.data.tasks import TaskSpec, task_order, task_spec
 from pfpyro.errors import DataFormatError, PfpyroError
-from pfpyro.evaluate.scoring import HEADLINE
 
 RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang", "metric", "value")
 
@@ -31,14 +31,14 @@ RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang",
 # with the weakest single-source baseline first); any other model follows alphabetically.
 MODEL_ORDER: tuple[str, ...] = ("ns", "ls", "bea", "jm", "pf-d", "pf-lr", "pf")
 
-# (task, metric, column label): the headline metric of each task, NER's span F1 of the valid
-# IOB2 (constrained Viterbi) decoding, and NER's token F1 that the paper's numbers correspond to.
-HEADLINES: tuple[tuple[str, str, str], ...] = (
-    ("pos", "accuracy", "POS acc"),
-    ("ner", "span_f1", "NER F1"),
-    ("ner", "span_f1_valid", "NER F1 (valid BIO)"),
-    ("ner", "token_f1", "NER token F1"),
-)
+# A table column's label after the task's short name ("POS acc", "NER F1 (valid BIO)").
+_COLUMN_LABEL = {
+    "accuracy": "acc",
+    "span_f1": "F1",
+    "span_f1_valid": "F1 (valid BIO)",
+    "token_f1": "token F1",
+    "score": "score",
+}
 
 # Metrics added after the first results were written: their columns show only when some
 # result has them, so older result files give the tables they always gave.
@@ -71,14 +71,32 @@ def order_models(models: Iterable[str]) -> list[str]:
     return known + sorted(distinct - set(MODEL_ORDER))
 
 
-def headline_metric(task: str) -> str:
-    """The metric a task is ranked by: POS accuracy, NER span F1."""
+def known_spec(task: str) -> TaskSpec | None:
+    """``task``'s description, or None for a task this process does not know (results of a
+    catalog's own task, reported without its catalog loaded)."""
     try:
-        return HEADLINE[task]
+        return task_spec(task)
     except KeyError:
-        raise PfpyroError(
-            f"no headline metric for task {task!r}; known tasks: {', '.join(HEADLINE)}"
-        ) from None
+        return None
+
+
+def headline_metric(task: str) -> str:
+    """The metric a task is ranked by (its description's; POS accuracy, NER span F1), or
+    ``score``, which every result holds, for a task this process does not know."""
+    spec = known_spec(task)
+    return spec.metric if spec is not None else "score"
+
+
+def task_headlines(task: str) -> list[tuple[str, str, str]]:
+    """(task, metric, column label) of a task's columns in Table 1: its headline metric, and
+    for an IOB2 span task also the span F1 of the valid (constrained Viterbi) decoding and the
+    token F1 that the paper's NER numbers correspond to."""
+    spec = known_spec(task)
+    short = spec.abbreviation if spec is not None else task
+    metrics = [headline_metric(task)]
+    if spec is not None and spec.spans:
+        metrics += ["span_f1_valid", "token_f1"]
+    return [(task, m, f"{short} {_COLUMN_LABEL.get(m, m)}") for m in metrics]
 
 
 def check_columns(frame: pd.DataFrame, required: Sequence[str], what: str) -> None:
@@ -125,15 +143,31 @@ def check_results(results: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFram
 
 
 def headlines(*frames: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """The :data:`HEADLINES` to show: all but the optional metrics that no frame holds."""
+    """The :func:`task_headlines` of the frames' tasks, but the optional metrics that no frame
+    holds."""
     present = set().union(*(set(frame["metric"].astype(str)) for frame in frames))
-    return [h for h in HEADLINES if h[1] not in OPTIONAL_METRICS or h[1] in present]
+    tasks = task_order(set().union(*(tasks_in(frame) for frame in frames)))
+    rows = [h for task in tasks for h in task_headlines(task)]
+    return [h for h in rows if h[1] not in OPTIONAL_METRICS or h[1] in present]
 
 
 def tasks_in(frame: pd.DataFrame) -> list[str]:
-    """The tasks of a frame, POS and NER first (the paper's order), then any other sorted."""
-    present = set(frame["task"].astype(str)) - {"all"}
-    return [t for t in ("pos", "ner") if t in present] + sorted(present - {"pos", "ner"})
+    """The tasks of a frame in :func:`~pfpyro.data.tasks.task_order` (POS, NER, ...)."""
+    return task_order(set(frame["task"].astype(str)) - {"all"})
+
+
+def task_title(task: str, *, short: bool = False) -> str:
+    """A task's display name ("POS tagging"), or its short one ("POS")."""
+    spec = known_spec(task)
+    if spec is None:
+        return task
+    return spec.abbreviation if short else spec.title
+
+
+def task_colour(task: str) -> str:
+    """A task's colour in figures (its description's)."""
+    spec = known_spec(task)
+    return spec.colour if spec is not None else "tab:gray"
 
 
 def _pair_scores(results: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +217,7 @@ def table1(
     """The paper's Table 1: per model, each task's headline score averaged over held-out pairs.
 
     Rows are models (canonical order, or ``models`` as given), columns ``(label, stat)`` for the
-    labels of :data:`HEADLINES` (an optional metric only when the results hold it). A value is
+    labels of :func:`headlines` (an optional metric only when the results hold it). A value is
     the mean over pairs within a (model, seed), then the mean and std over seeds.
     """
     frame = check_results(results)
@@ -258,7 +292,7 @@ def table2(
     """The paper's Table 2: ``model``'s headline scores per language subset.
 
     ``results_by_subset`` maps a column name (e.g. "|L|=11 Sim") to that subset's result frame;
-    columns keep the mapping's order. Rows are the labels of :data:`HEADLINES`; columns
+    columns keep the mapping's order. Rows are the labels of :func:`headlines`; columns
     ``(subset, stat)``.
     """
     frames = {subset: check_results(results) for subset, results in results_by_subset.items()}
@@ -373,7 +407,6 @@ def flat_columns(table: pd.DataFrame) -> pd.DataFrame:
     return flat
 
 
-_TASK_TITLE = {"pos": "POS", "ner": "NER"}
 _METRIC_TITLE = {
     "accuracy": "accuracy",
     "span_f1": "span F1",
@@ -390,7 +423,7 @@ def _per_pair_document(results: pd.DataFrame, task: str) -> str:
         table = per_pair_table(results, task, metric)
         if table.empty:
             continue
-        title = f"{_TASK_TITLE.get(task, task)} {_METRIC_TITLE.get(metric, metric)}"
+        title = f"{task_title(task, short=True)} {_METRIC_TITLE.get(metric, metric)}"
         parts.append(
             f"## {title} (%) per held-out language, mean ± std over seeds\n\n"
             + per_pair_markdown(table)
@@ -414,10 +447,7 @@ def write_tables(
         atomic_write_text(out / "table1.md", f"{heading}\n\n{table1_markdown(table)}"),
         atomic_write_text(out / "table1.csv", flat_columns(table).to_csv(float_format="%.6g")),
     ]
-    present = set(frame["task"].astype(str))
-    for task in ("pos", "ner"):
-        if task not in present:
-            continue
+    for task in tasks_in(frame):
         document = _per_pair_document(frame, task)
         if document:
             written.append(atomic_write_text(out / f"per_pair_{task}.md", document))
