@@ -220,6 +220,7 @@ class TrainConfig:
     eval_every: int = 500
     patience: int = 10  # evaluations without improvement before stopping
     pair_sampling: str = "uniform"  # "uniform" | "size"
+    pairs_per_step: int = 1  # P: pairs drawn per SVI step, vectorised (P > 1: a GPU's work)
     seed: int = 0
     device: str | None = None  # None or "auto": CUDA when there is one
     log_every: int = 50
@@ -238,7 +239,14 @@ class TrainConfig:
             problems.append(f"elbo {self.elbo!r} (known: {', '.join(ELBO_NAMES)})")
         if self.pair_sampling not in PAIR_SAMPLING:
             problems.append(f"pair_sampling {self.pair_sampling!r} (known: uniform, size)")
-        for name in ("batch_size", "num_particles", "max_steps", "eval_every", "log_every"):
+        for name in (
+            "batch_size",
+            "num_particles",
+            "max_steps",
+            "eval_every",
+            "log_every",
+            "pairs_per_step",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.patience < 1:

@@ -55,6 +55,7 @@ from pfpyro.evaluate import headline_score, reliability_diagram, score_pair, sen
 from pfpyro.features import ALL, FeatureStore, Pair
 from pfpyro.infer import PFPredictor, TrainResult, train
 from pfpyro.model.description import check_model_config
+from pfpyro.model.hypernet import TASK_BLOCKED_HYPERNETS
 from pfpyro.predictor import TokenPredictor
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,13 @@ def check_before_work(
         check_model_config(config.model)
     except ConfigError as error:
         raise ConfigError(f"{where}: model: {error}") from None
+    hypernet = config.model.component("hypernet")[0]
+    steps_pairs = config.train_config(config.seeds[0]).pairs_per_step
+    if steps_pairs > 1 and hypernet in TASK_BLOCKED_HYPERNETS:
+        raise ConfigError(
+            f"{where}: train: pairs_per_step {steps_pairs} needs a hypernetwork shared by the "
+            f"tasks; model.hypernet {hypernet!r} generates each task's θ apart"
+        )
     needed = set(config.selection.extra_languages)
     if "ls" in config.models:
         needed.add(config.data.source_language)

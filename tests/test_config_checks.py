@@ -68,6 +68,11 @@ DEMO = {
             "languages not in the catalog: xx",
         ),
         ({"selection": {"mode": "zero-shot", "validation_pairs": 1}}, "allows only 0 validation"),
+        ({"train": {"pairs_per_step": 0}}, "pairs_per_step must be at least 1"),
+        (
+            {"model": {"hypernet": {"name": "blocked"}}, "train": {"pairs_per_step": 4}},
+            "train: pairs_per_step 4 needs a hypernetwork shared by the tasks",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "experiment"])

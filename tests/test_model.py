@@ -257,11 +257,14 @@ def test_svi_bench_runs_with_tiny_sizes(capsys):
     bench = load_bench()
     tiny = "--feature-dim 6 --length 4 --batch-size 3 --latent-dim 3 --hidden-dims 5 --classes 3"
     runs = "--tasks 2 --langs 3 --rank 2 --samples 4 --warmup 1 --repeats 2 --predict-repeats 1"
-    results = bench.main([*tiny.split(), *runs.split()])
+    results = bench.main([*tiny.split(), *runs.split(), "--pairs", "1,4"])
     assert set(results) == {
         "svi_step_s",
         "reference_step_s",
         "svi_over_reference",
+        "svi_step_p4_s",
+        "reference_step_p4_s",
+        "svi_over_reference_p4",
         "plugin_s",
         "bma_s",
         "bma_over_plugin",
@@ -269,3 +272,7 @@ def test_svi_bench_runs_with_tiny_sizes(capsys):
     assert all(value > 0 for value in results.values())
     out = capsys.readouterr().out
     assert "SVI step" in out and "BMA predict" in out
+    assert (
+        "pairs/step" in out
+        and len([line for line in out.splitlines() if line.startswith(" " * 9 + "4")]) == 1
+    )

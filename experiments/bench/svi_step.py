@@ -10,13 +10,17 @@ default, T = 25) and the paper-sized PF-lr model (h = 100, hidden 400, 768 × 4,
 
 each as the median of ``--repeats`` steps after ``--warmup`` steps (the two alternate, so that
 a change in the machine's load hits both alike), and prints both and the
-ratio (a)/(b) (goal ≤ 1.5). Then, for the same 32 sentences, it times prediction by model
+ratio (a)/(b) (goal ≤ 1.5). With ``--pairs`` (default 1,4,16) it times the same two for a
+step over P pairs at once (``pairs_per_step``: :meth:`model_pairs` against
+:func:`~pfpyro.testing.reference.reference_pairs_elbo`), P mini-batches like the one above,
+and prints each P's times, ratio and words per second. Then, for the same 32 sentences, it
+times prediction by model
 averaging over ``--samples`` posterior samples (:class:`~pfpyro.infer.PFPredictor`, mode "bma")
 against the plug-in predictor, and prints both and their ratio (goal ≤ 5).
 
 Usage::
 
-    python experiments/bench/svi_step.py [--repeats 20] [--samples 100]
+    python experiments/bench/svi_step.py [--repeats 20] [--samples 100] [--pairs 1,4,16]
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from pyro.infer import Trace_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 
 from pfpyro.config import OptimConfig
+from pfpyro.data.batch import PairsBatch, PairTensors
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.infer.trainer import param_groups, svi_update
 from pfpyro.model import Component, ModelDescription
-from pfpyro.model.factorization import MAX_PLATE_NESTING
-from pfpyro.testing.reference import reference_elbo
+from pfpyro.model.factorization import MAX_PLATE_NESTING, PAIRS_PLATE_NESTING
+from pfpyro.testing.reference import reference_elbo, reference_pairs_elbo
 
 
 def build_argparse() -> argparse.ArgumentParser:
@@ -64,6 +69,7 @@ def build_argparse() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=20, help="timed steps (median)")
     parser.add_argument("--predict-repeats", type=int, default=5, help="timed predictions")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
+    parser.add_argument("--pairs", default="1,4,16", help="pairs per SVI step to time (P)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -144,6 +150,40 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         device,
     )
     results["svi_over_reference"] = results["svi_step_s"] / results["reference_step_s"]
+    words = int(mask.sum())
+    per_p = {1: (results["svi_step_s"], results["reference_step_s"])}
+    for count in sorted({int(p) for p in opts.pairs.split(",") if p.strip()} - {1}):
+        pairs = [(tasks[k % len(tasks)], langs[k % len(langs)]) for k in range(count)]
+        stacked = PairsBatch.stack(
+            pairs,
+            [PairTensors(features, labels, mask) for _ in pairs],
+            [1000 / b / count] * count,
+        )
+        pairs_elbo = Trace_ELBO(
+            num_particles=opts.particles,
+            vectorize_particles=True,
+            max_plate_nesting=PAIRS_PLATE_NESTING,
+        )
+
+        def pairs_reference_step(batch: PairsBatch = stacked) -> None:
+            adam.zero_grad()
+            elbo = reference_pairs_elbo(
+                factorization, guide, batch, 1 / 500, num_particles=opts.particles
+            )
+            (-elbo).backward()
+            adam.step()
+
+        per_p[count] = paired_medians(
+            lambda batch=stacked, elbo=pairs_elbo: svi_update(
+                elbo, factorization.model_pairs, guide.pairs, optim, batch, 1 / 500
+            ),
+            pairs_reference_step,
+            opts.warmup,
+            opts.repeats,
+            device,
+        )
+        results[f"svi_step_p{count}_s"], results[f"reference_step_p{count}_s"] = per_p[count]
+        results[f"svi_over_reference_p{count}"] = per_p[count][0] / per_p[count][1]
 
     plugin = PFPredictor(factorization, guide, mode="plugin", batch_size=b)
     bma = PFPredictor(factorization, guide, mode="bma", num_samples=opts.samples, batch_size=b)
@@ -164,6 +204,12 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
     print(f"SVI step         {results['svi_step_s'] * 1e3:9.2f} ms")
     print(f"reference step   {results['reference_step_s'] * 1e3:9.2f} ms")
     print(f"ratio            {results['svi_over_reference']:9.2f}   (goal <= 1.5)")
+    if len(per_p) > 1:
+        print("pairs/step   SVI step ms   reference ms   ratio   words/s (SVI)")
+        for count, (svi_s, ref_s) in per_p.items():
+            rate = count * words / svi_s
+            times = f"{svi_s * 1e3:13.2f} {ref_s * 1e3:14.2f} {svi_s / ref_s:7.2f}"
+            print(f"{count:10d} {times} {rate:15.0f}")
     print(f"plug-in predict  {results['plugin_s'] * 1e3:9.2f} ms")
     print(f"BMA predict      {results['bma_s'] * 1e3:9.2f} ms   ({opts.samples} samples)")
     print(f"ratio            {results['bma_over_plugin']:9.2f}   (goal <= 5)")

@@ -92,6 +92,47 @@ class PairTensors:
         return PairTensors(self.features.to(device), self.labels.to(device), self.mask.to(device))
 
 
+@dataclass
+class PairsBatch:
+    """Mini-batches of P pairs stacked for one SVI step over all of them (P = ``len(pairs)``).
+
+    ``features`` [P, B, T, e], ``labels`` and ``mask`` [P, B, T]: each pair's batch padded to
+    the step's longest batch and sentence (padding masked out); ``scale`` [P] is each pair's
+    likelihood weight in the step (see :meth:`ParameterFactorization.model_pairs`).
+    """
+
+    pairs: tuple[tuple[str, str], ...]
+    features: Tensor
+    labels: Tensor
+    mask: Tensor
+    scale: Tensor
+
+    @classmethod
+    def stack(
+        cls,
+        pairs: Sequence[tuple[str, str]],
+        batches: Sequence[PairTensors],
+        scale: Sequence[float],
+    ) -> PairsBatch:
+        """One step's batches of ``pairs`` (as :meth:`PairTensors.batch` gives them), padded
+        to a common [B, T] and stacked."""
+        if not pairs or len(pairs) != len(batches) or len(pairs) != len(scale):
+            raise ValueError("stack needs one batch and one scale per pair, and a pair at least")
+        sentences = max(len(b) for b in batches)
+        length = max(int(b.mask.shape[1]) for b in batches)
+        first = batches[0].features
+        features = first.new_zeros(len(batches), sentences, length, first.shape[-1])
+        labels = torch.zeros(len(batches), sentences, length, dtype=torch.long, device=first.device)
+        mask = torch.zeros(len(batches), sentences, length, dtype=torch.bool, device=first.device)
+        for p, batch in enumerate(batches):
+            n, t = batch.mask.shape
+            features[p, :n, :t] = batch.features
+            labels[p, :n, :t] = batch.labels
+            mask[p, :n, :t] = batch.mask
+        weights = torch.as_tensor(list(scale), dtype=first.dtype, device=first.device)
+        return cls(tuple(tuple(p) for p in pairs), features, labels, mask, weights)
+
+
 def feature_moments(features: Tensor, chunk: int = 65536) -> tuple[Tensor, Tensor]:
     """Per-feature mean and standard deviation of word features [W, e], in float64 by chunks.
 

@@ -12,6 +12,12 @@ then a mini-batch of that pair's sentences, and takes one SVI step:
   made the KL |K|/P times too weak. β = ``kl_beta`` (default 1) is deliberate tempering;
 - ``num_particles`` Monte Carlo draws (3 in the paper) are vectorised.
 
+With ``pairs_per_step`` P > 1 a step draws P pairs (independently, the same way) and one
+mini-batch of each, and takes one SVI step over all of them, vectorised in a ``pairs`` plate
+(:meth:`~pfpyro.model.factorization.ParameterFactorization.model_pairs`): its objective is the
+mean of the P single-pair objectives on the same draws of t and l, so it is still an unbiased
+estimate of ELBO / P_seen, with less variance, and a step has P pairs' work for a GPU.
+
 Every ``eval_every`` steps the plug-in predictor is scored on ``dev`` (a ``scorer`` per pair,
 token accuracy by default) and the best parameters are kept and restored at the end;
 ``patience`` evaluations without improvement stop the run. ``dev`` is either the seen pairs'
@@ -48,7 +54,7 @@ from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
 from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
-from pfpyro.data.batch import PairTensors, feature_moments
+from pfpyro.data.batch import PairsBatch, PairTensors, feature_moments
 from pfpyro.data.partition import constraint_violations
 from pfpyro.data.tasks import label_set
 from pfpyro.device import resolve_device
@@ -70,7 +76,11 @@ from pfpyro.infer.checkpoint import (
 from pfpyro.infer.logging import RunLogger
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.model.description import Component, ModelDescription, check_model_config
-from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
+from pfpyro.model.factorization import (
+    MAX_PLATE_NESTING,
+    PAIRS_PLATE_NESTING,
+    ParameterFactorization,
+)
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 from pfpyro.model.kl import kl_lowrank_to_standard
 from pfpyro.predictor import token_accuracy
@@ -86,12 +96,14 @@ RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "tensorboard", "progres
 class NumericalError(PfpyroError):
     """A non-finite loss: training stops; the last checkpoint written stays as it was."""
 
-    def __init__(self, step: int, pair: Pair, detail: str) -> None:
+    def __init__(self, step: int, pair: Pair | Sequence[Pair], detail: str) -> None:
+        pairs = [pair] if isinstance(pair[0], str) else list(pair)
         self.step = step
-        self.pair = pair
+        self.pair = pairs[0]
+        names = ", ".join(pair_name(p) for p in pairs)
         super().__init__(
-            f"step {step}, pair {pair[0]}/{pair[1]}: {detail}; training stopped (the last "
-            "checkpoint, if any, is untouched)"
+            f"step {step}, pair{'s' if len(pairs) > 1 else ''} {names}: {detail}; training "
+            "stopped (the last checkpoint, if any, is untouched)"
         )
 
 
@@ -374,15 +386,16 @@ def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[
 
 def svi_update(
     elbo: Trace_ELBO,
-    factorization: ParameterFactorization,
-    guide: FactorizationGuide,
+    factorization: ParameterFactorization | Callable[..., None],
+    guide: FactorizationGuide | Callable[..., None],
     optimizer: torch.optim.Optimizer,
     *args: Any,
     **kwargs: Any,
 ) -> float:
     """One SVI step over module-local parameters, as Pyro's ``SVI.step`` takes it over the
     global store: the loss (a float) and its gradients, one optimiser step, gradients zeroed.
-    A non-finite loss is returned without the step, the parameters as they were."""
+    A non-finite loss is returned without the step, the parameters as they were. The model
+    and guide are the modules (one pair) or their methods (``model_pairs``, ``pairs``)."""
     loss = elbo.loss_and_grads(factorization, guide, *args, **kwargs)
     if math.isfinite(loss):
         optimizer.step()
@@ -446,16 +459,24 @@ class _Run:
         self.guide.to(self.device)
         self.params = named_params(self.factorization, self.guide)
         self.optimizer = ClippedAdam(param_groups(self.params, config.optim))
+        several = config.pairs_per_step > 1
         self.elbo = ELBOS[config.elbo](
             num_particles=config.num_particles,
             vectorize_particles=True,
-            max_plate_nesting=MAX_PLATE_NESTING,
+            max_plate_nesting=PAIRS_PLATE_NESTING if several else MAX_PLATE_NESTING,
         )
+        if several and getattr(self.factorization.hypernet, "task_blocked", False):
+            raise ConfigError(
+                f"pairs_per_step {config.pairs_per_step} needs a hypernetwork shared by the "
+                f"tasks; {description.hypernet.name!r} generates each task's θ apart (use 1)"
+            )
         self.generator = torch.Generator().manual_seed(config.seed)
 
     # -- checkpoints -------------------------------------------------------------------------
     def resume_from(self, saved: Mapping[str, Any], where: str) -> None:
         now, then = _flat(self.config.to_dict()), _flat(dict(saved["config"]))
+        # A setting newer than the checkpoint had its default then.
+        then = {**_flat(TrainConfig().to_dict()), **then}
         changed = [
             f"{key} (checkpoint {then.get(key)!r}, now {now[key]!r})"
             for key in now
@@ -516,16 +537,16 @@ class _Run:
             try:
                 while self.step < config.max_steps and not state["stopped"]:
                     self.step += 1
-                    pair = self.draw_pair()
+                    pairs = [self.draw_pair() for _ in range(config.pairs_per_step)]
                     try:
-                        state["pending_losses"].append(self.svi_step(pair))
+                        state["pending_losses"].append(self.svi_step(pairs))
                     except NumericalError as err:
                         logger.log("event", self.step, event="numerical_error", message=str(err))
                         raise
                     bar.update(1)
                     last = self.step == config.max_steps
                     if self.step % config.log_every == 0 or last:
-                        record = logger.log("train", self.step, **self.train_record(pair))
+                        record = logger.log("train", self.step, **self.train_record(pairs))
                         self.history.append(record)
                         bar.set_postfix(
                             elbo=f"{record['elbo']:.4g}", best=_fmt(state["best_score"])
@@ -551,43 +572,61 @@ class _Run:
             index = int(torch.randint(len(self.pairs), (1,), generator=self.generator))
         return self.pairs[index]
 
-    def svi_step(self, pair: Pair) -> float:
-        """A mini-batch of ``pair`` and one SVI step on it; the loss, or NumericalError (the
-        parameters are then left as they were)."""
-        size = self.sizes[pair]
-        index = torch.randperm(size, generator=self.generator)[: self.config.batch_size]
-        batch = self.train[pair].batch(index, self.device)
+    def minibatch(self, pair: Pair) -> PairTensors:
+        """A random mini-batch of ``pair``'s sentences (the run's generator), on the device."""
+        index = torch.randperm(self.sizes[pair], generator=self.generator)
+        return self.train[pair].batch(index[: self.config.batch_size], self.device)
+
+    def svi_step(self, pairs: Sequence[Pair]) -> float:
+        """A mini-batch of each of ``pairs`` and one SVI step on them; the loss, or
+        NumericalError (the parameters are then left as they were)."""
+        batches = [self.minibatch(pair) for pair in pairs]
         try:
-            loss = svi_update(
-                self.elbo,
-                self.factorization,
-                self.guide,
-                self.optimizer,
-                pair[0],
-                pair[1],
-                batch.features,
-                batch.mask,
-                batch.labels,
-                pair_size=size,
-                kl_weight=self.kl_weight,
-                pair_weight=self.pair_weights[pair],
-            )
+            if len(pairs) == 1:
+                ((task, lang),), (batch,) = pairs, batches
+                loss = svi_update(
+                    self.elbo,
+                    self.factorization,
+                    self.guide,
+                    self.optimizer,
+                    task,
+                    lang,
+                    batch.features,
+                    batch.mask,
+                    batch.labels,
+                    pair_size=self.sizes[task, lang],
+                    kl_weight=self.kl_weight,
+                    pair_weight=self.pair_weights[task, lang],
+                )
+            else:
+                scale = [
+                    self.pair_weights[p] * self.sizes[p] / len(b) / len(pairs)
+                    for p, b in zip(pairs, batches, strict=True)
+                ]
+                loss = svi_update(
+                    self.elbo,
+                    self.factorization.model_pairs,
+                    self.guide.pairs,
+                    self.optimizer,
+                    PairsBatch.stack(pairs, batches, scale),
+                    kl_weight=self.kl_weight,
+                )
         except ValueError as err:
             # With validation on, a NaN reaching a distribution's parameters fails its
             # constraint check before any loss exists: the same numerical failure.
             if "invalid values" in str(err):
                 raise NumericalError(
-                    self.step, pair, "non-finite values reached a distribution"
+                    self.step, pairs, "non-finite values reached a distribution"
                 ) from err
             raise
         if not math.isfinite(loss):
-            raise NumericalError(self.step, pair, f"the loss is {loss}")
+            raise NumericalError(self.step, pairs, f"the loss is {loss}")
         return float(loss)
 
-    def train_record(self, pair: Pair) -> dict[str, Any]:
+    def train_record(self, pairs: Sequence[Pair]) -> dict[str, Any]:
         losses = self.state["pending_losses"]
         record: dict[str, Any] = {
-            "pair": pair_name(pair),
+            "pair": ", ".join(pair_name(pair) for pair in pairs),
             "elbo": -losses[-1],
             "elbo_mean": -sum(losses) / len(losses),
             "lr": self.current_lr(),

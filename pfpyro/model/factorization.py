@@ -15,6 +15,8 @@ chosen by its registered name (:mod:`pfpyro.model.registry`); the above are the 
 Plates: ``tasks`` and ``languages`` (dim -1, each around its own vectors), ``sentences``
 (dim -2, subsampled and scaled to the pair's size) and ``words`` (dim -1, masked at padding).
 Vectorised particles and Predictive's samples take dim -3, so ``MAX_PLATE_NESTING = 2``.
+A step over several pairs at once (:meth:`ParameterFactorization.model_pairs`) adds a
+``pairs`` plate at dim -3 (``PAIRS_PLATE_NESTING = 3``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import Tensor, nn
 
+from pfpyro.data.batch import PairsBatch
 from pfpyro.errors import ConfigError
 from pfpyro.model.heads import Head
 from pfpyro.model.priors import LatentPrior
 
 MAX_PLATE_NESTING = 2
+#: With several pairs per step (:meth:`ParameterFactorization.model_pairs`) a ``pairs`` plate
+#: sits at dim -3, left of the sentences and words, and the particles move to dim -4.
+PAIRS_PLATE_NESTING = 3
 
 
 class ParameterFactorization(PyroModule):
@@ -191,6 +197,60 @@ class ParameterFactorization(PyroModule):
 
     def forward(self, *args, **kwargs) -> None:
         return self.model(*args, **kwargs)
+
+    # -- several pairs in one step ---------------------------------------------------------
+    def model_pairs(self, batch: PairsBatch, kl_weight: float = 1.0) -> None:
+        """p(t, l, θ, y) for mini-batches of P pairs at once: one draw of t and l, then the
+        pairs' θ and words in a ``pairs`` plate (dim -3), vectorised, so a step has P pairs'
+        work. Pair p's likelihood is scaled by ``batch.scale[p]``: its single-pair weight
+        (N_p / B_p · 1 / (P_seen π_p)) over P, which makes the step's ELBO the mean of the P
+        single-pair estimates (:meth:`model`) on the same draws, so still an unbiased estimate
+        of ELBO / P_seen. Needs ``max_plate_nesting`` = :data:`PAIRS_PLATE_NESTING` and a
+        hypernetwork shared by the tasks (a task-blocked one generates per task)."""
+        t, l = self.sample_latents(*self.prior(), kl_weight)  # Algorithm 1, lines 1–4
+        with self.pairs_plate(batch):
+            theta = self.sample_pair_thetas(t, l, batch.pairs)  # lines 5–9, every pair at once
+            self.observe_pair_words(batch, theta)  # lines 10–11
+
+    def pairs_plate(self, batch: PairsBatch) -> pyro.plate:
+        """The plate of a step's pairs (dim -3), around their θ and their words."""
+        return pyro.plate("pairs", len(batch.pairs), dim=-3)
+
+    def sample_pair_thetas(self, t: Tensor, l: Tensor, pairs: Sequence[tuple[str, str]]) -> Tensor:
+        """θ of each of ``pairs``, batch shape [..., P, 1, 1], inside :meth:`pairs_plate`
+        (dim -3, left of the sentences and words plates). The guide calls this very method."""
+        if getattr(self.hypernet, "task_blocked", False):
+            raise ConfigError(
+                f"several pairs per step need a hypernetwork shared by the tasks; "
+                f"{type(self.hypernet).__name__} generates each task's θ apart"
+            )
+        tasks = torch.tensor([self.task_index(task) for task, _ in pairs], device=t.device)
+        langs = torch.tensor([self.lang_index(lang) for _, lang in pairs], device=l.device)
+        loc, variance = self.hypernet(t[..., tasks, :], l[..., langs, :], None)  # [..., P, d]
+        outer = loc.shape[:-2][:-2] if loc.dim() > 2 else ()  # particles; no plate dims
+        shape = (*outer, len(pairs), 1, 1, loc.shape[-1])
+        return pyro.sample(
+            "theta", dist.Normal(loc.reshape(shape), variance.sqrt().reshape(shape)).to_event(1)
+        )
+
+    def observe_pair_words(self, batch: PairsBatch, theta: Tensor) -> None:
+        """Site y of every real word of the P pairs' batches (inside :meth:`pairs_plate`),
+        pair p's classes beyond its task's count masked out of its softmax (as a single pair's
+        are sliced off)."""
+        _, sentences, length = batch.mask.shape
+        classes = torch.tensor([self.num_classes[task] for task, _ in batch.pairs])
+        widest = int(classes.max())
+        logits = self.head.logits(theta, self.standardize(batch.features), widest)
+        padded = torch.arange(widest) >= classes[:, None]  # [P, c]
+        padded = padded.to(logits.device)[:, None, None, :]
+        logits = logits.masked_fill(padded, float("-inf"))
+        with (
+            pyro.plate("sentences", sentences, dim=-2),
+            pyro.plate("words", length, dim=-1),
+            poutine.mask(mask=batch.mask),
+            poutine.scale(scale=batch.scale[:, None, None]),
+        ):
+            pyro.sample("y", dist.Categorical(logits=logits), obs=batch.labels)
 
     # -- prediction at fixed latents -------------------------------------------------------
     def plugin_probs(

@@ -18,6 +18,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch import Tensor
 from torch.nn.functional import softplus
 
+from pfpyro.data.batch import PairsBatch
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.registry import register
 
@@ -33,6 +34,8 @@ class FactorizationGuide(PyroModule):
         # Bound methods, not a sub-module: the hypernetwork's parameters stay the model's own,
         # and the latent sites are opened exactly as the model opens them.
         self.sample_theta = factorization.sample_theta
+        self.sample_pair_thetas = factorization.sample_pair_thetas
+        self.pairs_plate = factorization.pairs_plate
         self.sample_latents = factorization.sample_latents
         self.task_index = factorization.task_index
         self.lang_index = factorization.lang_index
@@ -59,6 +62,13 @@ class FactorizationGuide(PyroModule):
         i, j = self.task_index(task), self.lang_index(lang)
         t, l = self.sample_latents(self.task_posterior(), self.language_posterior(), kl_weight)
         self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
+
+    def pairs(self, batch: PairsBatch, kl_weight: float = 1.0) -> None:
+        """The guide of :meth:`ParameterFactorization.model_pairs` (several pairs in one
+        step): q(t) and q(l), then each pair's θ from p(θ | t, l) in the same plate."""
+        t, l = self.sample_latents(self.task_posterior(), self.language_posterior(), kl_weight)
+        with self.pairs_plate(batch):
+            self.sample_pair_thetas(t, l, batch.pairs)
 
     @torch.no_grad()
     def posterior_means(self) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@ and ``model.json`` can name it.
 from __future__ import annotations
 
 import pyro.distributions as dist
+import torch
 from torch import Tensor
 
 from pfpyro.model.registry import register
@@ -77,5 +78,14 @@ class SoftmaxHead(Head):
             flat = features.reshape(-1, width) @ side_by_side.reshape(width, -1)
             scores = flat.reshape(sentences, length, count, num_classes).permute(2, 0, 1, 3)
             return scores.reshape(*samples[:-2], sentences, length, num_classes) + bias
+        if features.dim() == 4 and samples[-3:] == (features.shape[0], 1, 1):
+            # Several pairs at once (model_pairs): features [P, B, T, e], theta [..., P, 1, 1]:
+            # one batched product per pair, again without a copy of W per word.
+            pairs, sentences, length, width = features.shape
+            w = weight[..., 0, 0, :, :]  # [..., P, e, c]
+            outer = w.shape[:-3]
+            flat = features.reshape(pairs, sentences * length, width)
+            scores = torch.einsum("pne,kpec->kpnc", flat, w.reshape(-1, pairs, width, num_classes))
+            return scores.reshape(*outer, pairs, sentences, length, num_classes) + bias
         scores = features.unsqueeze(-2) @ weight  # [..., B, T, 1, c]
         return scores.squeeze(-2) + bias

@@ -91,6 +91,10 @@ class TaskBlockedHyperNetwork(PyroModule):
     correction to it whose strength ``offset_scale`` (and the decay on g) sets.
     """
 
+    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor
+    #: (a step over several pairs needs a shared output; see ``model_pairs``).
+    task_blocked = True
+
     def __init__(
         self,
         latent_dim: int,
@@ -125,6 +129,12 @@ class TaskBlockedHyperNetwork(PyroModule):
 
 
 # -- the registered layouts (factories: latent_dim, per-task θ widths, named arguments) --------
+
+#: The registered layouts that generate each task's θ apart (a :class:`TaskBlockedHyperNetwork`),
+#: so that a config can be checked before any work for what they cannot do.
+TASK_BLOCKED_HYPERNETS: tuple[str, ...] = ("blocked", "residual")
+
+
 def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...]:
     """``hidden_dims`` as a tuple; ConfigError on a width or variance no network can have."""
     if any(int(h) < 1 for h in hidden_dims):

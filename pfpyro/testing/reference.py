@@ -19,6 +19,7 @@ from torch.distributions import (
 )
 from torch.nn.functional import softplus
 
+from pfpyro.data.batch import PairsBatch
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 
@@ -73,4 +74,43 @@ def reference_elbo(
     log_lik = Categorical(logits=logits).log_prob(labels).masked_fill(~mask, 0.0).sum((-2, -1))
     scale = pair_weight * (pair_size or mask.shape[0]) / mask.shape[0]
     per_particle = scale * log_lik + kl_weight * kl_terms.squeeze(-1) + theta_term
+    return per_particle.mean()
+
+
+def reference_pairs_elbo(
+    factorization: ParameterFactorization,
+    guide: FactorizationGuide,
+    batch: PairsBatch,
+    kl_weight: float = 1.0,
+    num_particles: int = 1,
+) -> Tensor:
+    """The ELBO of one step over several pairs (``model_pairs``), as :func:`reference_elbo`
+    but with one draw of t and l shared by the pairs and pair p's likelihood scaled by
+    ``batch.scale[p]`` (particles at dim -4, as with the ``pairs`` plate)."""
+    h = factorization.latent_dim
+    particles = (num_particles, 1, 1)
+    q_t, q_l = _posteriors(guide)
+    prior = MultivariateNormal(batch.features.new_zeros(h), scale_tril=torch.eye(h))
+    t = q_t.rsample(particles)  # [K, 1, 1, n, h]
+    l = q_l.rsample(particles)  # [K, 1, 1, m, h]
+    tasks = torch.tensor([factorization.task_index(task) for task, _ in batch.pairs])
+    langs = torch.tensor([factorization.lang_index(lang) for _, lang in batch.pairs])
+    loc, variance = factorization.hypernet(t[..., tasks, :], l[..., langs, :], None)
+    count, width = len(batch.pairs), loc.shape[-1]
+    loc, scale = (
+        loc.reshape(num_particles, count, 1, 1, width),
+        variance.sqrt().reshape(num_particles, count, 1, 1, width),
+    )
+    theta = Independent(Normal(loc, scale), 1).rsample()  # [K, P, 1, 1, d]
+    kl_terms = (prior.log_prob(t) - q_t.log_prob(t)).sum(-1) + (
+        prior.log_prob(l) - q_l.log_prob(l)
+    ).sum(-1)  # [K, 1, 1]
+    classes = torch.tensor([factorization.num_classes[task] for task, _ in batch.pairs])
+    x = factorization.standardize(batch.features)
+    logits = factorization.head.logits(theta, x, int(classes.max()))  # [K, P, B, T, c]
+    padded = torch.arange(int(classes.max())) >= classes[:, None]
+    logits = logits.masked_fill(padded[:, None, None, :], float("-inf"))
+    log_lik = Categorical(logits=logits).log_prob(batch.labels).masked_fill(~batch.mask, 0.0)
+    per_pair = log_lik.sum((-2, -1)) * batch.scale  # [K, P]
+    per_particle = per_pair.sum(-1) + kl_weight * kl_terms.reshape(num_particles)
     return per_particle.mean()
