@@ -50,6 +50,7 @@ notebooks: demo
 bench: install
 	$(BIN)/python experiments/bench/encode.py
 	$(BIN)/python experiments/bench/svi_step.py
+	$(BIN)/python experiments/bench/predict.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

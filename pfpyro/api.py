@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor, load_run
@@ -46,6 +48,8 @@ class Prediction:
                 zip(sentence, self.labels[k], self.confidence[k], self.entropy[k], strict=True)
             )
         ]
+        import pandas as pd  # here, not at import: pandas costs start-up of every command
+
         return pd.DataFrame(
             rows, columns=["sentence", "word", "text", "label", "probability", "entropy"]
         )
@@ -256,6 +260,8 @@ class FittedPosterior:
         _, means = self.posterior_means()
         matrix = np.stack([means[lang] for lang in self.langs])
         unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+        import pandas as pd
+
         return pd.DataFrame(unit @ unit.T, index=self.langs, columns=self.langs)
 
     def nearest_languages(self, lang: str, k: int = 5) -> pd.Series:

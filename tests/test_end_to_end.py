@@ -330,3 +330,29 @@ def test_a_language_with_no_data_through_the_typology_prior(config, tmp_path, ca
     assert prior["name"] == "typology" and set(prior["args"]["vectors"]) == {"tr", "vi", "wo"}
     run = pfpyro_api.load(out / "train" / "no-data-wo_seed0_pf-lr")
     assert run.factorization.prior.scores.shape == (3, 2)
+
+
+def test_the_prediction_bench_prints_its_figures(config, data_root, capsys):
+    """experiments/bench/predict.py at tiny sizes: a run trained, raw sentences tagged with
+    the encoder (plug-in and BMA), the cached-feature ratio, and two whole processes timed."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "predict.py"
+    spec = importlib.util.spec_from_file_location("predict_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = "--sentences 4 --samples 3 --repeats 1 --steps 2"
+    results = bench.main([*args.split(), "--data", str(data_root)])
+    assert set(results) == {
+        "plugin_s",
+        "bma_s",
+        "bma_over_plugin",
+        "plugin_cached_s",
+        "bma_cached_s",
+        "bma_over_plugin_cached",
+        "predict_one_process_s",
+        "help_process_s",
+    }
+    assert all(value > 0 for value in results.values())
+    out = capsys.readouterr().out
+    assert "end to end  BMA / plug-in" in out and "pfpyro --help" in out

@@ -13,7 +13,6 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 POOLED = "pooled"
 """The key of the correlation over all pairs in :func:`correlate_by_group`."""
@@ -46,6 +45,8 @@ def correlate(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) 
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         nan = float("nan")
         return Correlation(nan, nan, nan, nan, len(x))
+    from scipy import stats  # here, not at import: scipy.stats costs ~0.7 s of start-up
+
     pearson = stats.pearsonr(x, y)
     spearman = stats.spearmanr(x, y)
     return Correlation(

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from seqeval.metrics.sequence_labeling import get_entities
 from torch import Tensor
 
 # POS accuracy is defined below the trainer (its default dev score) and re-exported here.
@@ -62,6 +61,9 @@ def span_prf(gold_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[st
     seqeval's default (``mode=None``): an ``I-X`` after ``O`` or after another type opens a
     new entity, as in conlleval.
     """
+    # here, not at import: seqeval brings scikit-learn, ~0.9 s of every command's start-up
+    from seqeval.metrics.sequence_labeling import get_entities
+
     if len(gold_tags) != len(pred_tags):
         raise ValueError(f"{len(gold_tags)} gold sentences but {len(pred_tags)} predicted")
     n_gold = n_pred = n_correct = 0
