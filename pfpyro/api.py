@@ -251,6 +251,7 @@ class FittedPosterior:
                 batch_size=cfg.get("batch_size", 32),
                 cache=FeatureCache(),
                 progress=cfg.get("progress", False),
+                precision=cfg.get("precision", "fp32"),
             )
         return self._encoder
 

@@ -81,12 +81,17 @@ class SelectionConfig:
     baseline_epochs: list[int] = field(default_factory=lambda: [2, 5, 10, 20, 30])
 
 
+#: The encoder precisions: the model as it is, or its linear layers dynamically int8 (CPU).
+ENCODER_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+
+
 @dataclass
 class EncoderConfig:
     name: str = "multilingual-e5-small-offline"
     max_subwords: int = 250
     batch_size: int = 32
     device: str | None = None
+    precision: str = "fp32"  # "fp32" | "int8": linear layers dynamically quantised (CPU)
 
 
 @dataclass
@@ -506,3 +511,8 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
         _build(LinearConfig, config.baselines, f"{where}: baselines")
     except ValueError as error:
         raise ConfigError(f"{where}: baselines: {error}") from None
+    if config.encoder.precision not in ENCODER_PRECISIONS:
+        raise ConfigError(
+            f"{where}: encoder.precision {config.encoder.precision!r} is unknown; known: "
+            f"{', '.join(ENCODER_PRECISIONS)}"
+        )

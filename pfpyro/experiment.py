@@ -136,6 +136,7 @@ def feature_store(config: ExperimentConfig, catalog: Catalog, progress: bool) ->
         batch_size=config.encoder.batch_size,
         cache=FeatureCache(),
         progress=progress,
+        precision=config.encoder.precision,
     )
     return FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
 

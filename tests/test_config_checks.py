@@ -69,6 +69,7 @@ DEMO = {
         ),
         ({"selection": {"mode": "zero-shot", "validation_pairs": 1}}, "allows only 0 validation"),
         ({"train": {"pairs_per_step": 0}}, "pairs_per_step must be at least 1"),
+        ({"encoder": {"precision": "int4"}}, "encoder.precision 'int4' is unknown; known: fp32"),
         (
             {"model": {"hypernet": {"name": "blocked"}}, "train": {"pairs_per_step": 4}},
             "train: pairs_per_step 4 needs a hypernetwork shared by the tasks",

@@ -23,7 +23,7 @@ from pfpyro.encode import (
     plan_windows,
 )
 from pfpyro.encode import encoder as encoder_module
-from pfpyro.errors import PfpyroError
+from pfpyro.errors import ConfigError, PfpyroError
 
 SENTENCES = [
     ["The", "encoder", "gives", "each", "word", "one", "vector", "."],
@@ -244,6 +244,29 @@ def test_identity_tracks_file_contents(tmp_path: Path, monkeypatch) -> None:
 def test_encoder_identity_is_the_folder_identity(encoder: WordEncoder, offline_dir: Path):
     assert encoder.identity == folder_identity(offline_dir)
     assert len(encoder.identity) == 64
+
+
+def test_an_int8_encoder_gives_close_features_cached_apart(encoder: WordEncoder) -> None:
+    """precision int8 (issue 10, item 2): its linear layers are quantised, its features stay
+    close to fp32's (cosine per word) without being the same, and its identity differs, so
+    the two are never mixed in the feature cache."""
+    from pfpyro.encode.encoder import quantized_int8
+
+    int8 = WordEncoder(OFFLINE_ENCODER, progress=False, precision="int8")
+    quantised = [
+        m for m in int8.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)
+    ]
+    assert len(quantised) >= 12 * 6  # every linear layer of the 12 blocks
+    words = SENTENCES[:3]
+    for full, small in zip(encoder.encode(words), int8.encode(words), strict=True):
+        a, b = torch.as_tensor(full).float(), torch.as_tensor(small).float()
+        cosine = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+        assert cosine.min() > 0.9 and not torch.equal(a, b)
+    assert int8.identity != encoder.identity and len(int8.identity) == 64
+    with pytest.raises(ConfigError, match="precision 'int4' is unknown; known: fp32, int8"):
+        WordEncoder(OFFLINE_ENCODER, progress=False, precision="int4")
+    with pytest.raises(ConfigError, match="int8 runs on the CPU only, not on cuda"):
+        quantized_int8(torch.nn.Linear(2, 2), torch.device("cuda"))
 
 
 # --------------------------------------------------------------------------- CLI

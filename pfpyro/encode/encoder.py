@@ -26,6 +26,12 @@ change that process-wide setting.
 Identity. :attr:`WordEncoder.identity` is a sha256 over the model folder's files (weights,
 config, tokenizer); each file's hash is memoised in a sidecar under the pfpyro cache, keyed
 by its size and modification time, so it is computed once per file version.
+
+Precision. ``precision="int8"`` quantises the encoder's linear layers dynamically (int8
+weights, activations quantised per batch; ``torch.ao.quantization.quantize_dynamic``), on the
+CPU only. Its features differ slightly from fp32's, so its identity differs too and the two
+are cached apart; ``experiments/bench/encode.py`` measures its speed and a probe's accuracy
+on its features against fp32's.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pfpyro.config import ENCODER_PRECISIONS
 from pfpyro.data.sentence import Sentence
 from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
@@ -151,6 +158,29 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     raise ConfigError(f"cannot find where {type(tokenizer).__name__} adds its special tokens")
 
 
+#: How ``precision="int8"`` quantises, part of its identity: features of another scheme are
+#: other features.
+INT8_SCHEME = "int8/dynamic/per-channel-symmetric"
+
+
+def quantized_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` with its linear layers dynamically quantised to int8 (CPU only)."""
+    import warnings
+
+    if device.type != "cpu":
+        raise ConfigError(f"encoder precision int8 runs on the CPU only, not on {device}")
+    with warnings.catch_warnings():
+        # torch 2.13 warns that torch.ao.quantization and its quantised tensor types are
+        # deprecated (torchao is their successor); they work, and we say so in the docs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        # One scale per output channel: per-tensor scales lost 3 points of a Turkish POS
+        # probe (experiments/bench/encode.py), per-channel 2.2.
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
+
+
 # --------------------------------------------------------------------------- identity
 
 
@@ -224,8 +254,16 @@ class WordEncoder:
         batch_size: int = 32,
         cache: FeatureCache | None = None,
         progress: bool = True,
+        precision: str = "fp32",
     ) -> None:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if precision not in ENCODER_PRECISIONS:
+            raise ConfigError(
+                f"encoder precision {precision!r} is unknown; known: "
+                f"{', '.join(ENCODER_PRECISIONS)}"
+            )
+        self.precision = precision
 
         self.name = name_or_path
         self.path = resolve_encoder_path(name_or_path)
@@ -253,6 +291,8 @@ class WordEncoder:
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError(f"encoder {name_or_path!r}: a fast (tokenizers) tokenizer is needed")
         self.model.to(self.device).eval()
+        if precision == "int8":
+            self.model = quantized_int8(self.model, self.device)
         self.prefix, self.suffix = special_tokens(self.tokenizer)
         unk = self.tokenizer.unk_token_id
         self.unk_id = int(unk if unk is not None else (self.suffix or self.prefix or [0])[0])
@@ -277,7 +317,10 @@ class WordEncoder:
     def identity(self) -> str:
         """sha256 of the model folder's weights, config and tokenizer files (memoised)."""
         if self._identity is None:
-            self._identity = folder_identity(local_model_folder(self.path))
+            identity = folder_identity(local_model_folder(self.path))
+            if self.precision == "int8":  # other features: cached apart
+                identity = hashlib.sha256(f"{identity}/{INT8_SCHEME}".encode()).hexdigest()
+            self._identity = identity
         return self._identity
 
     @property
