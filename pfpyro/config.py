@@ -29,6 +29,10 @@ BASELINE_MODELS = ("ns", "ls", "jm", "bea")
 ALL_MODELS = PF_MODELS + BASELINE_MODELS
 
 
+#: The splits a cap can name (``data.caps``).
+CAP_SPLITS: tuple[str, ...] = ("train", "dev", "test")
+
+
 @dataclass
 class DataConfig:
     """Where the corpora are and how much of them a run uses."""
@@ -37,10 +41,27 @@ class DataConfig:
     catalog: str | None = None  # else experiments/data/paper33.yaml
     languages: list[str] | None = None  # the PF languages; None: every catalog language but
     source_language: str = "en"  # the LS baseline's source, never part of the PF partition
-    caps: dict[str, int | None] = field(
+    # at most this many sentences per pair and split; None (a split's, or all: `caps: null`)
+    # reads everything
+    caps: dict[str, int | None] | None = field(
         default_factory=lambda: {"train": None, "dev": None, "test": None}
     )
     cap_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.caps is None:
+            self.caps = dict.fromkeys(CAP_SPLITS)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the caps: a split that does not exist, a negative cap."""
+        out = []
+        unknown = sorted(str(k) for k in self.caps if k not in CAP_SPLITS)
+        if unknown:
+            out.append(unknown_keys_message("data.caps", unknown, set(CAP_SPLITS)))
+        for split, cap in self.caps.items():
+            if cap is not None and (not isinstance(cap, int) or cap < 0):
+                out.append(f"data.caps.{split} must be a non-negative number or null, got {cap!r}")
+        return out
 
 
 @dataclass
@@ -469,6 +490,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
         str((path.parent / entry).resolve()) if entry.endswith(".py") else entry
         for entry in config.model.imports
     ]
+    problems = config.data.problems()
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
     bad = sorted(set(config.models) - set(ALL_MODELS))
     if bad:
         raise ConfigError(

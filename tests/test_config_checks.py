@@ -71,6 +71,10 @@ DEMO = {
         ({"train": {"pairs_per_step": 0}}, "pairs_per_step must be at least 1"),
         ({"encoder": {"precision": "int4"}}, "encoder.precision 'int4' is unknown; known: fp32"),
         (
+            {"data": {**DEMO["data"], "caps": {"train": 10, "tset": 5}}},
+            r"data.caps: unknown key\(s\) tset \(did you mean test\?\)",
+        ),
+        (
             {"model": {"hypernet": {"name": "blocked"}}, "train": {"pairs_per_step": 4}},
             "train: pairs_per_step 4 needs a hypernetwork shared by the tasks",
         ),
@@ -169,3 +173,33 @@ def test_a_partition_that_breaks_the_constraint_names_the_config(tmp_path, capsy
     )
     err = capsys.readouterr().err
     assert f"{config}: partition:" in err and "seen in no other task" in err
+
+
+def test_caps_null_reads_every_sentence(tmp_path, catalog):
+    """`data.caps: null` (issue 10, item 1): no split of any pair is capped."""
+    from pfpyro.config import load_config
+    from pfpyro.features import FeatureStore
+
+    path = write(tmp_path, {"data": {"languages": ["wo", "yo"], "caps": None}})
+    caps = load_config(path).data.caps
+    assert caps == {"train": None, "dev": None, "test": None}
+    store = FeatureStore(catalog, encoder=None, caps=caps)
+    for task, lang, split, role in (
+        ("pos", "wo", "train", "seen"),
+        ("ner", "wo", "test", "heldout"),
+    ):
+        every = catalog.sentences(task, lang, split, role)
+        assert len(every) > 400 and store.sentences(task, lang, split, role) == every
+    capped = FeatureStore(catalog, encoder=None, caps={"train": 100})
+    assert len(capped.sentences("pos", "wo", "train", "seen")) == 100
+
+
+def test_the_full_data_config_is_the_paper_config_without_caps():
+    from pfpyro.config import load_config
+
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    paper = load_config(folder / "paper.yaml").to_dict()
+    full = load_config(folder / "paper-full.yaml").to_dict()
+    assert {key for key in paper if paper[key] != full[key]} == {"name", "source", "data"}
+    assert full["data"] == {**paper["data"], "caps": {"train": None, "dev": None, "test": None}}
+
