@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,6 +25,16 @@ def data_root() -> Path:
 def catalog(data_root: Path) -> Catalog:
     """The paper's catalog (``experiments/data/paper33.yaml``) over the real data."""
     return Catalog.load(default_catalog_path(), data_root)
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of the repository (``experiments/bench/svi_step.py``, ...) as a module: the
+    scripts are not a package, and the tests call their ``main``."""
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

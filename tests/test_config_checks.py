@@ -202,4 +202,3 @@ def test_the_full_data_config_is_the_paper_config_without_caps():
     full = load_config(folder / "paper-full.yaml").to_dict()
     assert {key for key in paper if paper[key] != full[key]} == {"name", "source", "data"}
     assert full["data"] == {**paper["data"], "caps": {"train": None, "dev": None, "test": None}}
-

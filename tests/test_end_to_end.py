@@ -335,12 +335,9 @@ def test_a_language_with_no_data_through_the_typology_prior(config, tmp_path, ca
 def test_the_prediction_bench_prints_its_figures(config, data_root, capsys):
     """experiments/bench/predict.py at tiny sizes: a run trained, raw sentences tagged with
     the encoder (plug-in and BMA), the cached-feature ratio, and two whole processes timed."""
-    import importlib.util
+    from conftest import load_script
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "predict.py"
-    spec = importlib.util.spec_from_file_location("predict_bench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("experiments/bench/predict.py")
     args = "--sentences 4 --samples 3 --repeats 1 --steps 2"
     results = bench.main([*args.split(), "--data", str(data_root)])
     assert set(results) == {

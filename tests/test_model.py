@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
-from pathlib import Path
 
 import pyro
 import pytest
@@ -225,11 +223,9 @@ def test_closed_form_kl_reads_the_guides_parameters(world):
 
 # -- the SVI benchmark and the changes it proposes -------------------------------------------
 def load_bench():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "svi_step.py"
-    spec = importlib.util.spec_from_file_location("svi_step_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from conftest import load_script
+
+    return load_script("experiments/bench/svi_step.py")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyro
 import pytest
 import torch
-from conftest import run_settings
+from conftest import load_script, run_settings
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 
@@ -164,13 +164,7 @@ def test_a_task_blocked_hypernetwork_refuses_several_pairs_before_any_step():
 def test_the_gpu_check_agrees_cpu_with_itself(capsys):
     """experiments/bench/gpu_check.py, run CPU against CPU at tiny sizes: every comparison is
     made and passes, and its figures are printed (a GPU machine runs it against CUDA)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / "bench" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("experiments/bench/gpu_check.py")
     tiny = "--device cpu --steps 12 --pairs 3 --samples 5 --feature-dim 6 --latent-dim 3"
     results = module.main([*tiny.split(), "--hidden-dims", "8", "--langs", "3"])
     assert results["failures"] == 0

@@ -172,14 +172,12 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
 
 
 def test_zero_shot_study_configs_load_and_match_their_generator(tmp_path, monkeypatch):
-    import importlib.util
+    from conftest import load_script
 
     from pfpyro.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "zero_shot"
-    spec = importlib.util.spec_from_file_location("make_variants", folder / "make_variants.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("experiments/configs/zero_shot/make_variants.py")
     monkeypatch.setattr(module, "HERE", tmp_path)
     module.main()
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.yaml"))
