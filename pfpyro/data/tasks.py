@@ -200,6 +200,12 @@ def known_tasks() -> list[str]:
     return task_order({*shipped_tasks(), *_added})
 
 
+def find_task(task: str) -> TaskSpec | None:
+    """``task``'s description, or None for a task this process does not know (a result of a
+    catalog's own task read without its catalog, a synthetic task)."""
+    return _known(task)[0]
+
+
 def task_spec(task: str) -> TaskSpec:
     """``task``'s description; a KeyError names the known tasks and where to define one."""
     spec, _ = _known(task)
@@ -229,6 +235,7 @@ __all__ = [
     "METRICS",
     "TaskSpec",
     "add_tasks",
+    "find_task",
     "forget_task",
     "known_tasks",
     "label_set",

@@ -96,8 +96,7 @@ RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "tensorboard", "progres
 class NumericalError(PfpyroError):
     """A non-finite loss: training stops; the last checkpoint written stays as it was."""
 
-    def __init__(self, step: int, pair: Pair | Sequence[Pair], detail: str) -> None:
-        pairs = [pair] if isinstance(pair[0], str) else list(pair)
+    def __init__(self, step: int, pairs: Sequence[Pair], detail: str) -> None:
         self.step = step
         self.pair = pairs[0]
         names = ", ".join(pair_name(p) for p in pairs)

@@ -241,29 +241,23 @@ def check_model_config(model: ModelConfig) -> None:
 def known_task_specs(labels: Mapping[str, Sequence[str]]) -> dict[str, dict[str, Any]]:
     """The descriptions (:meth:`TaskSpec.to_json`) of the tasks this process knows whose
     labels are ``labels[task]``; a task without one is left out."""
-    from pfpyro.data.tasks import task_spec
+    from pfpyro.data.tasks import find_task
 
-    out = {}
-    for task, names in labels.items():
-        try:
-            spec = task_spec(task)
-        except KeyError:
-            continue
-        if spec.labels == tuple(names):
-            out[task] = spec.to_json()
-    return out
+    specs = {task: find_task(task) for task in labels}
+    return {
+        task: spec.to_json()
+        for task, spec in specs.items()
+        if spec is not None and spec.labels == tuple(labels[task])
+    }
 
 
 def default_labels(task: str, count: int | None = None) -> tuple[str, ...]:
     """A task's label names: its label set when pfpyro knows the task, else "0".."count-1"."""
-    from pfpyro.data.tasks import label_set
+    from pfpyro.data.tasks import find_task
 
-    try:
-        names = tuple(label_set(task))
-    except KeyError:
-        names = None
-    if names is not None and (count is None or count == len(names)):
-        return names
+    spec = find_task(task)
+    if spec is not None and (count is None or count == len(spec.labels)):
+        return spec.labels
     if count is None:
         raise ConfigError(f"task {task!r} has no label set; pass num_classes")
     return tuple(str(k) for k in range(int(count)))

@@ -237,6 +237,11 @@ class ParameterFactorization(PyroModule):
         """Site y of every real word of the P pairs' batches (inside :meth:`pairs_plate`),
         pair p's classes beyond its task's count masked out of its softmax (as a single pair's
         are sliced off)."""
+        if type(self.head).distribution is not Head.distribution:
+            raise ConfigError(
+                f"several pairs per step take the head's logits as a categorical likelihood; "
+                f"{type(self.head).__name__} has a distribution of its own (use 1)"
+            )
         _, sentences, length = batch.mask.shape
         classes = torch.tensor([self.num_classes[task] for task, _ in batch.pairs])
         widest = int(classes.max())

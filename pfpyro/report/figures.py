@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from scipy import stats
 
 from pfpyro.atomic import atomic_write
+from pfpyro.data.tasks import find_task
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate.correlation import POOLED, Correlation, correlate_by_group
 from pfpyro.evaluate.uncertainty import ece_from_bins
@@ -32,7 +33,6 @@ from pfpyro.report.tables import (
     check_results,
     display_name,
     headline_metric,
-    known_spec,
     order_models,
     per_pair_table,
     task_colour,
@@ -251,7 +251,7 @@ def _entropy_legend(tasks: Sequence[str]) -> list:
     """Legend handles: one patch per task's colour and its maximum-entropy line (ln c)."""
     handles: list = [Patch(color=task_colour(t), alpha=0.7, label=task_title(t)) for t in tasks]
     for t in tasks:
-        spec = known_spec(t)
+        spec = find_task(t)
         if spec is not None:
             label = f"max entropy {task_title(t)} (ln {len(spec.labels)})"
             handles.append(Line2D([], [], ls="--", lw=0.8, color=task_colour(t), label=label))
@@ -281,7 +281,7 @@ def _entropy_boxes(ax, ent: pd.DataFrame, pairs: pd.DataFrame, task: str) -> Non
     for tick, colour in zip(ax.get_xticklabels(), colours, strict=True):
         tick.set_color(colour)
     for t in tasks_in(pairs):
-        spec = known_spec(t)
+        spec = find_task(t)
         if spec is not None:
             ax.axhline(math.log(len(spec.labels)), ls="--", lw=0.8, color=task_colour(t))
     ax.set_xlim(-0.7, len(pairs) - 0.3)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pfpyro.atomic import atomic_write_text
-from pfpyro.data.tasks import TaskSpec, task_order, task_spec
+from pfpyro.data.tasks import find_task, task_order
 from pfpyro.errors import DataFormatError, PfpyroError
 
 RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang", "metric", "value")
@@ -71,19 +71,10 @@ def order_models(models: Iterable[str]) -> list[str]:
     return known + sorted(distinct - set(MODEL_ORDER))
 
 
-def known_spec(task: str) -> TaskSpec | None:
-    """``task``'s description, or None for a task this process does not know (results of a
-    catalog's own task, reported without its catalog loaded)."""
-    try:
-        return task_spec(task)
-    except KeyError:
-        return None
-
-
 def headline_metric(task: str) -> str:
     """The metric a task is ranked by (its description's; POS accuracy, NER span F1), or
     ``score``, which every result holds, for a task this process does not know."""
-    spec = known_spec(task)
+    spec = find_task(task)
     return spec.metric if spec is not None else "score"
 
 
@@ -91,7 +82,7 @@ def task_headlines(task: str) -> list[tuple[str, str, str]]:
     """(task, metric, column label) of a task's columns in Table 1: its headline metric, and
     for an IOB2 span task also the span F1 of the valid (constrained Viterbi) decoding and the
     token F1 that the paper's NER numbers correspond to."""
-    spec = known_spec(task)
+    spec = find_task(task)
     short = spec.abbreviation if spec is not None else task
     metrics = [headline_metric(task)]
     if spec is not None and spec.spans:
@@ -158,7 +149,7 @@ def tasks_in(frame: pd.DataFrame) -> list[str]:
 
 def task_title(task: str, *, short: bool = False) -> str:
     """A task's display name ("POS tagging"), or its short one ("POS")."""
-    spec = known_spec(task)
+    spec = find_task(task)
     if spec is None:
         return task
     return spec.abbreviation if short else spec.title
@@ -166,7 +157,7 @@ def task_title(task: str, *, short: bool = False) -> str:
 
 def task_colour(task: str) -> str:
     """A task's colour in figures (its description's)."""
-    spec = known_spec(task)
+    spec = find_task(task)
     return spec.colour if spec is not None else "tab:gray"
 
 
