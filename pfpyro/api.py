@@ -24,6 +24,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pfpyro.data.subwords import SubwordStates
+
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor, load_run
 from pfpyro.model.factorization import ParameterFactorization
@@ -207,20 +209,26 @@ class FittedPosterior:
         lang: str,
         sentences: list[list[str]] | list[tuple[str, ...]],
         bma: int | None = None,
-        features: Tensor | None = None,
+        features: Tensor | SubwordStates | None = None,
     ) -> Prediction:
         """Tag pre-split sentences: plug-in, or model averaging over ``bma`` posterior samples.
 
-        ``features`` ([N, T, e]) skips the encoder, e.g. for features computed elsewhere.
+        ``features`` ([N, T, e]) skips the encoder, e.g. for features computed elsewhere. A
+        model that trained the encoder's top layers reads the subword states of the layer
+        below them, which the encoder gives here.
         """
         from pfpyro.data.batch import PairTensors
 
         words = [tuple(s) for s in sentences]
         if features is None:
-            tensors = PairTensors.from_arrays(self.encoder().encode(words))
-            features, mask = tensors.features.float(), tensors.mask
+            encoder = self.encoder()
+            top = self.factorization.encoder_top
+            subwords = None if top is None else encoder.encode_subwords(words, top.below)
+            tensors = PairTensors.from_arrays(encoder.encode(words), subwords=subwords)
+            features, mask = tensors.inputs, tensors.mask
         else:
-            mask = torch.zeros(features.shape[:2], dtype=torch.bool)
+            given = getattr(features, "first", features)  # subword states: their positions
+            mask = torch.zeros(given.shape[:2], dtype=torch.bool)
             for k, sentence in enumerate(words):
                 mask[k, : len(sentence)] = True
         mode = "bma" if bma else "plugin"

@@ -113,6 +113,9 @@ class EncoderConfig:
     batch_size: int = 32
     device: str | None = None
     precision: str = "fp32"  # "fp32" | "int8": linear layers dynamically quantised (CPU)
+    # The encoder's top k layers trained with every model (0: all frozen, as in pfpyro 0.1);
+    # the states of the layer below are cached instead.
+    train_top: int = 0
 
 
 @dataclass
@@ -124,7 +127,9 @@ class PredictConfig:
 # -- the typed settings behind the free-form ``train:`` and ``baselines:`` sections -----------
 # They live here, free of torch, so that a whole config is checked in well under a second.
 
-ELBO_NAMES = ("trace", "meanfield")  # Trace_ELBO | TraceMeanField_ELBO (infer/trainer.py)
+ELBO_NAMES = ("trace", "meanfield")
+#: Lightning strategies of data-parallel training (``pfpyro train --devices``).
+DDP_STRATEGIES = ("ddp", "ddp_spawn")  # Trace_ELBO | TraceMeanField_ELBO (infer/trainer.py)
 PAIR_SAMPLING = ("uniform", "size")
 
 
@@ -222,12 +227,15 @@ class OptimConfig:
     clip_norm: float = 10.0  # ClippedAdam: each gradient element clamped to ±clip_norm
     lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
     weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
+    # The learning rate of a trained encoder top (encoder.train_top ≥ 1): it starts from
+    # pretrained weights; 5e-5 is the largest of BERT's fine-tuning rates (Devlin et al. 2019).
+    top_lr: float = 5e-5
 
     def problems(self) -> list[str]:
         out = []
         if not self.weight_decay >= 0:
             out.append(f"weight_decay must be non-negative, got {self.weight_decay}")
-        for name in ("lr", "clip_norm", "lr_decay"):
+        for name in ("lr", "clip_norm", "lr_decay", "top_lr"):
             if not getattr(self, name) > 0:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
         return out
@@ -357,10 +365,11 @@ class LinearConfig:
     standardize: bool = True
     device: str | None = "cpu"
     threads: int | None = 1
+    top_lr: float = 5e-5  # a trained encoder top's learning rate (as OptimConfig.top_lr)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be positive, lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.top_lr <= 0:
+            raise ValueError("epochs and batch_size must be positive, lr and top_lr > 0")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be positive when given")
 
@@ -539,4 +548,17 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
         raise ConfigError(
             f"{where}: encoder.precision {config.encoder.precision!r} is unknown; known: "
             f"{', '.join(ENCODER_PRECISIONS)}"
+        )
+    top = config.encoder.train_top
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise ConfigError(f"{where}: encoder.train_top must be an integer ≥ 0, found {top!r}")
+    if top and config.encoder.precision != "fp32":
+        raise ConfigError(
+            f"{where}: encoder.train_top {top} trains the top layers, which needs precision "
+            f"fp32, not {config.encoder.precision}"
+        )
+    if top and int(config.train.get("pairs_per_step", 1)) > 1:
+        raise ConfigError(
+            f"{where}: encoder.train_top {top} does not take train.pairs_per_step > 1 (one pair "
+            "per step only)"
         )

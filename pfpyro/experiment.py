@@ -138,7 +138,9 @@ def feature_store(config: ExperimentConfig, catalog: Catalog, progress: bool) ->
         progress=progress,
         precision=config.encoder.precision,
     )
-    return FeatureStore(catalog, encoder, config.data.caps, config.data.cap_seed)
+    return FeatureStore(
+        catalog, encoder, config.data.caps, config.data.cap_seed, config.encoder.train_top
+    )
 
 
 def check_before_work(
@@ -365,6 +367,7 @@ def fit_pf(
                 resume=resume,
                 dev_role="zero-shot",
                 scorer=headline_score,
+                encoder_top=setup.store.encoder_top(),
             )
         train_config = dataclasses.replace(train_config, max_steps=chosen.best_step)
         validation = chosen.best_score
@@ -377,6 +380,7 @@ def fit_pf(
         langs=langs,
         out_dir=run_dir,
         resume=resume,
+        encoder_top=setup.store.encoder_top(),
     )
     steps = result.best_step or train_config.max_steps
     seen_sentences = sum(len(t) for t in data.train.values())
@@ -441,6 +445,8 @@ def fit_baseline_model(
         extra = {"english_train": source_tensors(setup, train_tensors), "capped_tasks": ()}
     if model == "ns":  # URIEL codes from the run's catalog (its ``languages:`` section)
         extra = {"similarity": catalog_similarity(setup.catalog)}
+    if setup.store.train_top:  # every baseline trains its own copy of the encoder's top
+        extra["top"] = setup.store.encoder_top()
     return fit_baseline(
         model,
         train_tensors,
@@ -473,7 +479,7 @@ def _select_baseline_epochs(
         predictor = fit_baseline_model(setup, model, select_train, None, seed, epochs=epochs)
         values = [
             headline_score(
-                task, _predict(predictor, task, lang, t.features.float(), t.mask), t.labels, t.mask
+                task, _predict(predictor, task, lang, t.inputs, t.mask), t.labels, t.mask
             )
             for (task, lang), t in sorted(scored.items())
         ]
@@ -543,7 +549,7 @@ def heldout_predictions(
             log.warning("no test data for held-out pair (%s, %s); not scored", task, lang)
             continue
         tensors = test.tensors
-        features = tensors.features.float()
+        features = tensors.inputs
         for name, predictor in predictors.items():
             yield task, lang, name, _predict(predictor, task, lang, features, tensors.mask), tensors
 

@@ -16,6 +16,7 @@ from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.sentence import Sentence
 from pfpyro.data.tasks import label_set
 from pfpyro.encode import WordEncoder
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
 Pair = tuple[str, str]
@@ -37,7 +38,11 @@ class PairData:
 
 
 class FeatureStore:
-    """Gives each (task, lang, split, role) its capped sentences and their features once."""
+    """Gives each (task, lang, split, role) its capped sentences and their features once.
+
+    With ``train_top`` k ≥ 1 the pairs' tensors also hold the subword states of the layer
+    below the encoder's top k layers, which every model then trains (:meth:`encoder_top`).
+    """
 
     def __init__(
         self,
@@ -45,11 +50,15 @@ class FeatureStore:
         encoder: WordEncoder,
         caps: dict[str, int | None] | None = None,
         cap_seed: int = 0,
+        train_top: int = 0,
     ) -> None:
         self.catalog = catalog
         self.encoder = encoder
         self.caps = dict(caps or {})
         self.cap_seed = cap_seed
+        self.train_top = int(train_top)
+        if self.train_top:
+            encoder.top(self.train_top)  # a bad k fails here, before any encoding
         self._memo: dict[tuple[str, str, str, str, int | str | None], PairData | None] = {}
         self._sealed: frozenset[Pair] = frozenset()
 
@@ -96,9 +105,19 @@ class FeatureStore:
     def _encode(self, task: str, sentences: list[Sentence]) -> PairData:
         labels = label_set(task)
         index = {label: k for k, label in enumerate(labels)}
-        features = self.encoder.encode([s.words for s in sentences])
+        words = [s.words for s in sentences]
+        features = self.encoder.encode(words)
+        subwords = None
+        if self.train_top:
+            below = self.encoder.num_layers - self.train_top
+            subwords = self.encoder.encode_subwords(words, below)
         label_ids = [[index[label] for label in s.labels] for s in sentences]
-        return PairData(sentences, PairTensors.from_arrays(features, label_ids))
+        return PairData(sentences, PairTensors.from_arrays(features, label_ids, subwords))
+
+    def encoder_top(self) -> EncoderTop | None:
+        """A fresh copy of the encoder's top ``train_top`` layers, pretrained weights (None
+        when the encoder stays frozen): each model trains its own."""
+        return self.encoder.top(self.train_top) if self.train_top else None
 
     def split_tensors(self, pairs: list[Pair], split: str, role: str) -> dict[Pair, PairTensors]:
         """{pair: tensors} for every pair that has data in ``split``."""

@@ -65,6 +65,9 @@ TESTED_SNIPPETS = {
     "experiments/configs/typology/nodata_typology.yaml": (
         "test_the_study_configs_are_paper_yaml_but_for_what_they_name"
     ),
+    "experiments/configs/encoder_top/top1.yaml": (
+        "test_the_encoder_top_study_configs_differ_only_in_train_top"
+    ),
     "configs/my_corpora.yaml": "test_own_corpora_catalog_and_config",
     "corpora/catalog.yaml": "test_own_corpora_catalog_and_config",
     "corpora/chunks.yaml": "test_a_task_of_ones_own_in_the_docs_example",

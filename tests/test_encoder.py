@@ -288,3 +288,54 @@ def test_cli_help_has_an_example(capsys) -> None:
     assert stop.value.code == 0
     assert "pfpyro encoder install" in capsys.readouterr().out
     assert cli_main(["encoder"]) == 2
+
+
+# --------------------------------------------------------------------------- a trainable top
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_the_pretrained_top_on_lower_states_gives_the_frozen_features(
+    fresh: WordEncoder, k: int
+) -> None:
+    """encoder.train_top k at its start is the frozen encoder: the top k layers run on the
+    cached states of layer L − k give every word the feature that ``encode`` gives it, cut
+    sentences (several windows) included."""
+    from pfpyro.data.subwords import SubwordStates
+
+    fresh.max_subwords = 12  # cuts the long sentences into windows
+    sentences = [*SENTENCES, long_sentence(30), []]
+    features = fresh.encode(sentences)
+    layouts = fresh.encode_subwords(sentences, fresh.num_layers - k)
+    assert [len(first) for _, _, first in layouts] == [len(s) for s in sentences]
+    assert max(int(seg.max(initial=0)) for _, seg, _ in layouts) >= 1  # some are cut
+    longest = max(len(s) for s in sentences)
+    states = SubwordStates.from_arrays(layouts, longest).batch(slice(None), longest)
+    with torch.no_grad():
+        out = fresh.top(k)(states)
+    for i, expected in enumerate(features):
+        got = out[i, : len(expected)].numpy()
+        # Both sides went through fp16 once (the cache's precision).
+        np.testing.assert_allclose(got, expected.astype(np.float32), atol=5e-3)
+
+
+def test_subword_states_are_cached_by_layer(fresh: WordEncoder, tmp_path: Path) -> None:
+    fresh.cache = FeatureCache(tmp_path)
+    below = fresh.num_layers - 1
+    first = fresh.encode_subwords(SENTENCES, below)
+    again = fresh.encode_subwords(SENTENCES, below)
+    assert (fresh.cache.misses, fresh.cache.hits) == (1, 1)
+    for (a, seg_a, pos_a), (b, seg_b, pos_b) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(seg_a, seg_b)
+        np.testing.assert_array_equal(pos_a, pos_b)
+    fresh.encode_subwords(SENTENCES, below - 1)  # another layer: another entry
+    fresh.encode(SENTENCES)  # and the word features are apart from both
+    assert (fresh.cache.misses, fresh.cache.hits) == (3, 1)
+    with pytest.raises(ConfigError, match="layer must lie in"):
+        fresh.encode_subwords(SENTENCES, fresh.num_layers)
+
+
+def test_a_top_needs_the_fp32_encoder_and_a_valid_k(encoder: WordEncoder) -> None:
+    with pytest.raises(ConfigError, match=r"train_top must lie in \[0, 12\]"):
+        encoder.top(13)
+    assert len(encoder.top(1).layers) == 1

@@ -353,3 +353,71 @@ def test_the_prediction_bench_prints_its_figures(config, data_root, capsys):
     assert all(value > 0 for value in results.values())
     out = capsys.readouterr().out
     assert "end to end  BMA / plug-in" in out and "pfpyro --help" in out
+
+
+def test_a_trained_encoder_top_runs_every_model_and_predicts_raw_text(tmp_path, data_root, capsys):
+    """``encoder.train_top: 1``: every model trains the encoder's last layer on the cached
+    states of the layer below; a trained PF run then tags raw CoNLL-U through its own top.
+    (LS, whose English POS source is the whole treebank, takes the top in
+    tests/test_encoder_top.py, on a small source.)"""
+    install_offline_encoder(progress=False)
+    models = [m for m in ALL_MODELS if m != "ls"]
+    values = {**TINY, "encoder": {"train_top": 1}, "baselines": {"epochs": 2}, "models": models}
+    config = tmp_path / "top.yaml"
+    config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    out = tmp_path / "run"
+    assert pfpyro(["experiment", str(config), "--out", str(out), "--quiet"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    headline = results[(results["task"] != "all") & (results["metric"] == "score")]
+    assert set(headline["model"]) == {*models, "pf-d-bma", "pf-lr-bma"}
+    assert headline["value"].between(0, 1).all()
+    model = json.loads((out / "train" / "paper-0_seed0_pf-lr" / "model.json").read_text())
+    assert model["encoder_top"]["layers"] == 1 and model["encoder_top"]["below"] == 11
+
+    run = tmp_path / "pf-lr"
+    assert pfpyro(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    source = data_root / "ud" / "UD_Vietnamese-VTB" / "vi_vtb-ud-test.conllu"
+    tagged = tmp_path / "vi.pos.tsv"
+    args = ["predict", str(run), str(source), "--task", "pos", "--lang", "vi"]
+    assert pfpyro([*args, "--format", "conllu", "--out", str(tagged), "--quiet"]) == 0
+    assert "accuracy" in capsys.readouterr().err
+    tags = [line.split("\t")[1] for line in tagged.read_text("utf-8").splitlines() if line and
+            not line.startswith("#")]  # fmt: skip
+    assert tags and set(tags) <= set(UPOS)
+
+
+def test_train_on_two_cpu_processes_then_predict(config, tmp_path, data_root):
+    """``pfpyro train --devices 2 --strategy ddp`` as a user runs it: Lightning starts the
+    second process as a command; the run folder is an ordinary one that predict reads."""
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "pfpyro"
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["train"]["max_steps"] = 20
+    ddp = tmp_path / "ddp.yaml"
+    ddp.write_text(yaml.safe_dump(values), encoding="utf-8")
+    run = tmp_path / "run"
+    args = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--quiet"]
+    done = subprocess.run(
+        [str(command), "train", str(ddp), "--out", str(run), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 processes" in done.stderr and "held-out test scores" in done.stdout
+    meta = load_run_meta(run)
+    assert meta["step"] == 20
+    source = data_root / "ud" / "UD_Vietnamese-VTB" / "vi_vtb-ud-test.conllu"
+    tagged = tmp_path / "vi.tsv"
+    predict = ["predict", str(run), str(source), "--task", "pos", "--lang", "vi"]
+    assert pfpyro([*predict, "--format", "conllu", "--out", str(tagged), "--quiet"]) == 0
+    assert tagged.stat().st_size > 0
+
+
+def load_run_meta(run: Path) -> dict:
+    from pfpyro.infer import load_run
+
+    return load_run(run)[2]

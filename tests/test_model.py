@@ -253,8 +253,12 @@ def test_svi_bench_runs_with_tiny_sizes(capsys):
     bench = load_bench()
     tiny = "--feature-dim 6 --length 4 --batch-size 3 --latent-dim 3 --hidden-dims 5 --classes 3"
     runs = "--tasks 2 --langs 3 --rank 2 --samples 4 --warmup 1 --repeats 2 --predict-repeats 1"
-    results = bench.main([*tiny.split(), *runs.split(), "--pairs", "1,4"])
+    top = "--train-top 0,1 --subwords 6 --top-heads 2"
+    results = bench.main([*tiny.split(), *runs.split(), *top.split(), "--pairs", "1,4"])
     assert set(results) == {
+        "svi_step_top1_s",
+        "reference_step_top1_s",
+        "svi_over_reference_top1",
         "svi_step_s",
         "reference_step_s",
         "svi_over_reference",
@@ -267,7 +271,7 @@ def test_svi_bench_runs_with_tiny_sizes(capsys):
     }
     assert all(value > 0 for value in results.values())
     out = capsys.readouterr().out
-    assert "SVI step" in out and "BMA predict" in out
+    assert "SVI step" in out and "BMA predict" in out and "train_top k" in out
     assert (
         "pairs/step" in out
         and len([line for line in out.splitlines() if line.startswith(" " * 9 + "4")]) == 1

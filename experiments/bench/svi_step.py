@@ -13,7 +13,12 @@ a change in the machine's load hits both alike), and prints both and the
 ratio (a)/(b) (goal ≤ 1.5). With ``--pairs`` (default 1,4,16) it times the same two for a
 step over P pairs at once (``pairs_per_step``: :meth:`model_pairs` against
 :func:`~pfpyro.testing.reference.reference_pairs_elbo`), P mini-batches like the one above,
-and prints each P's times, ratio and words per second. Then, for the same 32 sentences, it
+and prints each P's times, ratio and words per second. With ``--train-top`` (default 0,1) it
+times, for each k ≥ 1, the single-pair step of a model that trains the encoder's top k layers
+(``encoder.train_top``; a BERT layer of the offline encoder's shape, e = 384, 12 heads, FFN
+1536, on ``--subwords`` states per sentence) against the reference step through the same
+top, and prints each k's times and ratio (k = 0 is the step above; goal ≤ 1.5 at each). Then,
+for the same 32 sentences, it
 times prediction by model
 averaging over ``--samples`` posterior samples (:class:`~pfpyro.infer.PFPredictor`, mode "bma")
 against the plug-in predictor, and prints both and their ratio (goal ≤ 5).
@@ -21,6 +26,8 @@ against the plug-in predictor, and prints both and their ratio (goal ≤ 5).
 Usage::
 
     python experiments/bench/svi_step.py [--repeats 20] [--samples 100] [--pairs 1,4,16]
+    # the grid's sizes (experiments/results/paper): h = 10, a linear hypernetwork, batch 16
+    python experiments/bench/svi_step.py --latent-dim 10 --hidden-dims '' --batch-size 16
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from pyro.optim.clipped_adam import ClippedAdam
 
 from pfpyro.config import OptimConfig
 from pfpyro.data.batch import PairsBatch, PairTensors
+from pfpyro.data.subwords import SubwordStates
+from pfpyro.encode.top import EncoderTop
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.infer.trainer import param_groups, svi_update
@@ -70,6 +79,15 @@ def build_argparse() -> argparse.ArgumentParser:
     parser.add_argument("--predict-repeats", type=int, default=5, help="timed predictions")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     parser.add_argument("--pairs", default="1,4,16", help="pairs per SVI step to time (P)")
+    parser.add_argument(
+        "--train-top", default="0,1", help="encoder layers trained with the model to time (k)"
+    )
+    parser.add_argument(
+        "--subwords", type=int, default=40, help="subwords per sentence (with --train-top)"
+    )
+    parser.add_argument(
+        "--top-heads", type=int, default=12, help="attention heads of the top's layers"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -185,6 +203,12 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         results[f"svi_step_p{count}_s"], results[f"reference_step_p{count}_s"] = per_p[count]
         results[f"svi_over_reference_p{count}"] = per_p[count][0] / per_p[count][1]
 
+    per_k = {0: per_p[1]}
+    for k in sorted({int(x) for x in opts.train_top.split(",") if x.strip()} - {0}):
+        per_k[k] = time_with_top(opts, k, tasks, langs, hidden, labels, mask, device)
+        results[f"svi_step_top{k}_s"], results[f"reference_step_top{k}_s"] = per_k[k]
+        results[f"svi_over_reference_top{k}"] = per_k[k][0] / per_k[k][1]
+
     plugin = PFPredictor(factorization, guide, mode="plugin", batch_size=b)
     bma = PFPredictor(factorization, guide, mode="bma", num_samples=opts.samples, batch_size=b)
     results["bma_s"], results["plugin_s"] = paired_medians(
@@ -210,10 +234,80 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
             rate = count * words / svi_s
             times = f"{svi_s * 1e3:13.2f} {ref_s * 1e3:14.2f} {svi_s / ref_s:7.2f}"
             print(f"{count:10d} {times} {rate:15.0f}")
+    if len(per_k) > 1:
+        print(f"train_top k   SVI step ms   reference ms   ratio   (S={opts.subwords} subwords)")
+        for k, (svi_s, ref_s) in per_k.items():
+            print(f"{k:11d} {svi_s * 1e3:13.2f} {ref_s * 1e3:14.2f} {svi_s / ref_s:7.2f}")
     print(f"plug-in predict  {results['plugin_s'] * 1e3:9.2f} ms")
     print(f"BMA predict      {results['bma_s'] * 1e3:9.2f} ms   ({opts.samples} samples)")
     print(f"ratio            {results['bma_over_plugin']:9.2f}   (goal <= 5)")
     return results
+
+
+def time_with_top(
+    opts: argparse.Namespace,
+    k: int,
+    tasks: list[str],
+    langs: list[str],
+    hidden: tuple[int, ...],
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    device: torch.device,
+) -> tuple[float, float]:
+    """(SVI step, reference step) median seconds of a model that trains the top k layers of a
+    BERT-shaped encoder, on one mini-batch of subword states."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=8,
+        hidden_size=opts.feature_dim,
+        num_hidden_layers=k,
+        num_attention_heads=opts.top_heads,
+        intermediate_size=4 * opts.feature_dim,
+    )
+    config._attn_implementation = "sdpa"  # as the encoders pfpyro loads
+    top = EncoderTop.from_model(BertModel(config), k)
+    factorization, guide = ModelDescription.for_sizes(
+        tasks,
+        langs,
+        dict.fromkeys(tasks, opts.classes),
+        opts.feature_dim,
+        latent_dim=opts.latent_dim,
+        hypernet=Component("shared", {"hidden_dims": hidden}),
+        guide=Component("lr", {"rank": opts.rank}),
+        encoder_top=top.spec,
+    ).build()
+    factorization.encoder_top.load_state_dict(top.state_dict())
+    factorization.to(device)
+    guide.to(device)
+    b, t = mask.shape
+    s = max(opts.subwords, t + 2)
+    states = SubwordStates(
+        torch.randn(b, s, opts.feature_dim, device=device),
+        torch.zeros(b, s, dtype=torch.long, device=device),
+        torch.arange(1, t + 1, device=device).expand(b, t),
+    )
+    args = (tasks[0], langs[1], states, mask, labels, 1000, 1 / 500)
+    elbo = Trace_ELBO(
+        num_particles=opts.particles, vectorize_particles=True, max_plate_nesting=MAX_PLATE_NESTING
+    )
+    optim = ClippedAdam(param_groups(named_params(factorization, guide), OptimConfig(lr=1e-4)))
+    params = [*factorization.parameters(), *guide.parameters()]
+    adam = torch.optim.Adam(params, lr=1e-4)
+
+    def reference_step() -> None:
+        adam.zero_grad()
+        loss = -reference_elbo(factorization, guide, *args, num_particles=opts.particles)
+        loss.backward()
+        adam.step()
+
+    return paired_medians(
+        lambda: svi_update(elbo, factorization, guide, optim, *args),
+        reference_step,
+        opts.warmup,
+        opts.repeats,
+        device,
+    )
 
 
 if __name__ == "__main__":

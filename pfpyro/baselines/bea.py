@@ -39,6 +39,7 @@ from pfpyro.baselines.linear import LinearConfig, torch_threads
 from pfpyro.baselines.ns import Pair, SourceClassifiers
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.tasks import label_set
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
 
@@ -231,9 +232,10 @@ class BayesianEnsemble:
         lr: float = 0.1,
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
     ) -> BayesianEnsemble:
         """Set up BEA; each seen language's classifier is trained when first needed."""
-        classifiers = SourceClassifiers(train, dev, config=config, seed=seed)
+        classifiers = SourceClassifiers(train, dev, config=config, seed=seed, top=top)
         return cls(classifiers, prior=prior, steps=steps, lr=lr, seed=seed)
 
     def sources(self, task: str, lang: str) -> tuple[str, ...]:

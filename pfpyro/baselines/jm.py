@@ -16,6 +16,7 @@ from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.ns import Pair, pair_seed
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.tasks import label_set
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
 
@@ -36,6 +37,7 @@ class JointMultilingual:
         *,
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
     ) -> JointMultilingual:
         """Train one classifier per task present in ``train`` on its pooled pairs."""
         if not train:
@@ -51,6 +53,7 @@ class JointMultilingual:
                 num_classes=len(label_set(task)),
                 config=config,
                 seed=pair_seed(seed, task, "joint"),
+                top=top,
             )
             languages[task] = tuple(lang for _, lang in keys)
         return cls(classifiers, languages)

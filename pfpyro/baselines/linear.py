@@ -8,6 +8,10 @@ given, keeps the epoch with the lowest dev cross-entropy.
 
 Sentences are stored as one flat table of words plus each sentence's offset, so pooling many
 pairs (JM) costs no padding and a mini-batch is just the words of the chosen sentences.
+
+With a trainable encoder top (``top=``, :mod:`pfpyro.encode.top`) the tagger trains its own
+copy of the encoder's top layers with the softmax, as PF does: a mini-batch is then the same
+sentences' subword states, padded together, and the top gives their words' features.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from pfpyro.config import LinearConfig
-from pfpyro.data.batch import PairTensors, feature_moments
+from pfpyro.data.batch import PairTensors, feature_moments, sentence_chunks
+from pfpyro.data.subwords import SubwordStates
 from pfpyro.device import resolve_device
+from pfpyro.encode.top import EncoderTop, word_features
 
 
 @dataclass
@@ -74,8 +80,9 @@ class TrainingRecord:
 class LinearTagger(nn.Module):
     """Softmax regression from e-dimensional word features to ``num_classes`` labels."""
 
-    def __init__(self, feature_dim: int, num_classes: int):
+    def __init__(self, feature_dim: int, num_classes: int, top: EncoderTop | None = None):
         super().__init__()
+        self.top = top  # the encoder's top layers when they are trained, else None
         self.linear = nn.Linear(feature_dim, num_classes)
         nn.init.zeros_(self.linear.weight)  # a convex problem: zero is a fine, seedless start
         nn.init.zeros_(self.linear.bias)
@@ -91,24 +98,36 @@ class LinearTagger(nn.Module):
         """[..., e] features -> [..., c] logits."""
         return self.linear((features.to(self.mean.dtype) - self.mean) / self.scale)
 
+    def input_logits(self, inputs: Tensor | SubwordStates) -> Tensor:
+        """Logits [N, T, c] of word features, or of subword states through the trained top."""
+        return self.logits(word_features(inputs, self.top))
+
     @torch.no_grad()
-    def predict_proba(self, features: Tensor, mask: Tensor, batch_size: int = 256) -> Tensor:
-        """[N, T, e] features, [N, T] mask -> [N, T, c] probabilities (padding rows finite)."""
-        if features.dim() != 3 or features.shape[:2] != mask.shape:
+    def predict_proba(
+        self, features: Tensor | SubwordStates, mask: Tensor, batch_size: int = 256
+    ) -> Tensor:
+        """[N, T, e] features (or subword states), [N, T] mask -> [N, T, c] probabilities
+        (padding rows finite)."""
+        given = features.first if isinstance(features, SubwordStates) else features
+        if given.shape[:2] != mask.shape or (given.dim() != 3 and given is features):
             raise ValueError(
-                f"features {tuple(features.shape)} must be [N, T, e] with mask "
+                f"features {tuple(given.shape)} must be [N, T, e] with mask "
                 f"{tuple(mask.shape)} as [N, T]"
             )
         device = self.mean.device
         out = torch.empty(*mask.shape, self.num_classes)
-        for lo in range(0, features.shape[0], batch_size):
-            chunk = features[lo : lo + batch_size].to(device)
-            out[lo : lo + batch_size] = self.logits(chunk).softmax(-1).cpu()
+        lo = 0
+        for chunk, _ in sentence_chunks(features, mask, batch_size, device):
+            probs = self.input_logits(chunk).softmax(-1).cpu()
+            out[lo : lo + len(probs)] = probs
+            lo += len(probs)
         return out
 
     @torch.no_grad()
     def mean_loss(self, pairs: PairTensors | Sequence[PairTensors] | WordTable) -> float:
         """Cross-entropy per real word (nats) on labelled data."""
+        if self.top is not None and not isinstance(pairs, WordTable):
+            return self._top_mean_loss([pairs] if isinstance(pairs, PairTensors) else pairs)
         table = pairs if isinstance(pairs, WordTable) else WordTable.of(pairs)
         device = self.mean.device
         total = 0.0
@@ -117,6 +136,17 @@ class LinearTagger(nn.Module):
             y = table.labels[lo : lo + 65536].to(device)
             total += float(nn.functional.cross_entropy(self.logits(x), y, reduction="sum"))
         return total / max(table.labels.numel(), 1)
+
+    def _top_mean_loss(self, pairs: Sequence[PairTensors], batch_size: int = 64) -> float:
+        device, total, words = self.mean.device, 0.0, 0
+        for pair in pairs:
+            for lo in range(0, len(pair), batch_size):
+                batch = pair.batch(range(lo, min(lo + batch_size, len(pair))), device)
+                logits = self.input_logits(batch.inputs)[batch.mask]
+                labels = batch.labels[batch.mask]
+                total += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+                words += labels.numel()
+        return total / max(words, 1)
 
     @classmethod
     def fit(
@@ -127,16 +157,18 @@ class LinearTagger(nn.Module):
         num_classes: int,
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
         **overrides,
     ) -> LinearTagger:
         """Train a tagger on ``train`` (one pair, or several pooled), seeded.
 
         ``config`` sets the hyperparameters; keyword ``overrides`` (e.g. ``epochs=5, lr=1e-2,
-        batch_size=16, max_steps=100``) replace single fields of it.
+        batch_size=16, max_steps=100``) replace single fields of it. With ``top`` (pretrained
+        encoder layers) the tagger trains a copy of it too, on the pairs' subword states.
         """
         config = dataclasses.replace(config or LinearConfig(), **overrides)
         with torch_threads(config.threads):
-            return cls._fit(train, dev, num_classes, config, seed)
+            return cls._fit(train, dev, num_classes, config, seed, top)
 
     @classmethod
     def _fit(
@@ -146,7 +178,12 @@ class LinearTagger(nn.Module):
         num_classes: int,
         config: LinearConfig,
         seed: int,
+        top: EncoderTop | None = None,
     ) -> LinearTagger:
+        train = [train] if isinstance(train, PairTensors) else list(train)
+        dev = [dev] if isinstance(dev, PairTensors) else dev
+        if top is not None and any(p.subwords is None for p in [*train, *(dev or [])]):
+            raise ValueError("a tagger that trains the encoder top needs the pairs' subwords")
         table = WordTable.of(train)
         if len(table) == 0:
             raise ValueError("no training data: every sentence is empty")
@@ -157,24 +194,36 @@ class LinearTagger(nn.Module):
             dev_table = None
 
         device = resolve_device(config.device)
-        model = cls(table.features.shape[-1], num_classes)
+        model = cls(table.features.shape[-1], num_classes, copy.deepcopy(top))
         if config.standardize:
+            # The top starts at the frozen encoder's layers, so these are its first outputs'.
             model.mean, model.scale = feature_moments(table.features)
         model.to(device)
-        optimiser = torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        groups = [{"params": model.linear.parameters()}]
+        if model.top is not None:
+            groups.append({"params": model.top.parameters(), "lr": config.top_lr,
+                           "weight_decay": 0.0})  # fmt: skip
+            refs = sentence_refs(train)
+        # The dev loss of a tagger with a top needs the dev pairs' subwords, not their table.
+        dev_data = dev_table if model.top is None or dev_table is None else dev
+        optimiser = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         generator = torch.Generator().manual_seed(seed)
         record, best_state, bad_epochs = model.record, None, 0
         for epoch in range(config.epochs):
             order = torch.randperm(len(table), generator=generator)
             epoch_loss, epoch_words = 0.0, 0
             for lo in range(0, len(order), config.batch_size):
-                words = table.word_index(order[lo : lo + config.batch_size])
-                x = table.features[words].to(device)
-                y = table.labels[words].to(device)
+                chosen = order[lo : lo + config.batch_size]
+                if model.top is None:
+                    words = table.word_index(chosen)
+                    y = table.labels[words].to(device)
+                    logits = model.logits(table.features[words].to(device))
+                else:
+                    batch = gather_sentences(train, refs[chosen], device)
+                    y = batch.labels[batch.mask]
+                    logits = model.input_logits(batch.subwords)[batch.mask]
                 # Summed over the batch's words, divided once by their number.
-                loss = nn.functional.cross_entropy(model.logits(x), y, reduction="sum")
+                loss = nn.functional.cross_entropy(logits, y, reduction="sum")
                 loss = loss / y.numel()
                 optimiser.zero_grad()
                 loss.backward()
@@ -185,8 +234,8 @@ class LinearTagger(nn.Module):
                 if config.max_steps is not None and record.steps >= config.max_steps:
                     break
             record.train_loss.append(epoch_loss / max(epoch_words, 1))
-            if dev_table is not None:
-                record.dev_loss.append(model.mean_loss(dev_table))
+            if dev_data is not None:
+                record.dev_loss.append(model.mean_loss(dev_data))
                 if (
                     record.best_epoch < 0
                     or record.dev_loss[-1] < record.dev_loss[record.best_epoch]
@@ -203,6 +252,24 @@ class LinearTagger(nn.Module):
         if best_state is not None:
             model.load_state_dict(best_state)
         return model.eval()
+
+
+def sentence_refs(pairs: Sequence[PairTensors]) -> Tensor:
+    """(pair, sentence) of every sentence with words, in :class:`WordTable`'s order [n, 2]."""
+    refs = [
+        torch.stack([torch.full_like(index, p), index], dim=-1)
+        for p, pair in enumerate(pairs)
+        for index in [torch.nonzero(pair.mask.any(-1)).flatten()]
+    ]
+    return torch.cat(refs)
+
+
+def gather_sentences(
+    pairs: Sequence[PairTensors], refs: Tensor, device: torch.device
+) -> PairTensors:
+    """The sentences ``refs`` [(pair, sentence), ...] of ``pairs`` as one padded batch."""
+    parts = [pairs[p].batch(refs[refs[:, 0] == p, 1], device) for p in refs[:, 0].unique().tolist()]
+    return PairTensors.concat(parts)
 
 
 @contextlib.contextmanager

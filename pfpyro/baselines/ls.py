@@ -23,6 +23,7 @@ from pfpyro.baselines.ns import Pair, pair_seed
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.tasks import label_set, task_spec
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
 CapUnit = Literal["sentences", "words"]
@@ -62,7 +63,7 @@ def cap_source(
     keep = cap_sentences(range(len(tensors)), max(limit, 0), seed, sizes=sizes)
     if not keep:
         raise ConfigError(f"a cap of {limit} {unit} leaves no English training sentence")
-    return PairTensors(tensors.features[keep], tensors.labels[keep], tensors.mask[keep])
+    return tensors.select(keep)
 
 
 def seen_size(train: Mapping[Pair, PairTensors], task: str, unit: CapUnit) -> int:
@@ -98,6 +99,7 @@ class LargestSource:
         cap_unit: CapUnit = "sentences",
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
     ) -> LargestSource:
         """Train the English classifier of every task in ``english_train``.
 
@@ -125,6 +127,7 @@ class LargestSource:
                 num_classes=len(label_set(task)),
                 config=config,
                 seed=pair_seed(seed, task, lang),
+                top=top,
             )
             sizes[task], sources[task] = len(tensors), lang
         return cls(classifiers, sizes, sources)

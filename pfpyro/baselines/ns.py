@@ -20,6 +20,7 @@ from pfpyro.baselines.linear import LinearConfig, LinearTagger
 from pfpyro.baselines.uriel import uriel_similarity
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.tasks import label_set
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
 Pair = tuple[str, str]
@@ -45,6 +46,7 @@ class SourceClassifiers:
         *,
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
     ):
         if not train:
             raise ConfigError("no seen pairs: the baselines need training data")
@@ -52,6 +54,7 @@ class SourceClassifiers:
         self.dev = dict(dev or {})
         self.config = config or LinearConfig()
         self.seed = seed
+        self.top = top  # each classifier trains its own copy of the encoder's top, if any
         self._taggers: dict[Pair, LinearTagger] = {}
 
     def languages(self, task: str) -> tuple[str, ...]:
@@ -70,6 +73,7 @@ class SourceClassifiers:
                 num_classes=len(label_set(task)),
                 config=self.config,
                 seed=pair_seed(self.seed, task, lang),
+                top=self.top,
             )
         return self._taggers[key]
 
@@ -97,9 +101,10 @@ class NearestSource:
         similarity: Similarity | None = None,
         config: LinearConfig | None = None,
         seed: int = 0,
+        top: EncoderTop | None = None,
     ) -> NearestSource:
         """Set up NS; classifiers are trained lazily, when a target first needs one."""
-        return cls(SourceClassifiers(train, dev, config=config, seed=seed), similarity)
+        return cls(SourceClassifiers(train, dev, config=config, seed=seed, top=top), similarity)
 
     def nearest_source(self, task: str, lang: str) -> str:
         """The seen language of ``task`` most similar to ``lang`` (never ``lang`` itself).

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         t = test.tensors
         scores = score_pair(
-            task, predictor.predict_proba(task, lang, t.features.float(), t.mask), t.labels, t.mask
+            task, predictor.predict_proba(task, lang, t.inputs, t.mask), t.labels, t.mask
         )
         metric = headline_metric(task)
         print(f"  zero-shot {task}\t{lang}\t{metric} {100 * scores[metric]:.2f}")

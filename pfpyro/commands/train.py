@@ -14,11 +14,17 @@ if TYPE_CHECKING:
 EPILOG = """example:
   pfpyro train experiments/configs/demo.yaml --out runs/pf-lr --guide lr
   pfpyro train experiments/configs/demo.yaml --out runs/pf-lr --resume   # continue a stopped run
+  pfpyro train experiments/configs/demo.yaml --out runs/ddp --devices 2 --strategy ddp
 
 The run folder gets checkpoint.pt, model.json, log.jsonl and run.json (config, encoder,
 partition); `pfpyro predict RUN ...` reads it. With `selection: {mode: zero-shot}` the
 training length is chosen first by a run on the selection split, in RUN/select. At the end
-the held-out pairs' test scores (plug-in prediction) are printed."""
+the held-out pairs' test scores (plug-in prediction) are printed.
+
+With --devices N (Lightning, `pip install 'pyro-ppl[lightning]'`) the run is data-parallel
+over N processes per node, one pair per process and step: it takes the config's max_steps
+steps, without early stopping or selection (a zero-shot selection config is refused), and
+cannot be resumed."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    many = parser.add_argument_group("several devices (Lightning)")
+    many.add_argument("--devices", type=int, help="processes per node (data-parallel SVI)")
+    many.add_argument(
+        "--strategy", default="ddp", help="ddp (default) or ddp_spawn (with --devices)"
+    )
+    many.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (with --devices)")
+    many.add_argument("--num-nodes", type=int, default=1, help="nodes (with --devices)")
     parser.set_defaults(func=run)
+
+
+def lightning_child() -> bool:
+    """Whether this process is a worker that Lightning's launcher started (rank > 0)."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
 
 
 def run_train_config(
@@ -76,7 +96,27 @@ def run(args: argparse.Namespace) -> int:
     from pfpyro.model.description import check_model_config
 
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.resume:
+    if args.devices is not None:
+        import importlib.util
+
+        from pfpyro.config import DDP_STRATEGIES
+
+        if args.strategy not in DDP_STRATEGIES:
+            raise ConfigError(
+                f"--strategy must be one of {', '.join(DDP_STRATEGIES)}, got {args.strategy!r}"
+            )
+        if args.devices < 1 or args.num_nodes < 1:
+            raise ConfigError("--devices and --num-nodes must be positive")
+        if importlib.util.find_spec("lightning") is None:
+            raise ConfigError("--devices needs Lightning: pip install 'pyro-ppl[lightning]'")
+        if args.resume:
+            raise ConfigError("--devices: a data-parallel run cannot be resumed (yet)")
+        if config.selection.mode != "seen-dev":
+            raise ConfigError(
+                f"{args.config}: selection {config.selection.mode!r} is not available with "
+                "--devices; use selection: {mode: seen-dev} (the run takes max_steps steps)"
+            )
+    if out.exists() and any(out.iterdir()) and not args.resume and not lightning_child():
         raise ConfigError(f"{out} is not empty: pass --resume to continue it, or a new --out")
     try:
         check_model_config(model_config)  # an unknown --guide fails before any work
@@ -98,11 +138,15 @@ def run(args: argparse.Namespace) -> int:
         "heldout": [list(p) for p in partition.heldout],
     }
     atomic_write_text(out / "run.json", json.dumps(record, indent=2))
-    # The experiment's own path: the config's selection rule, then all seen pairs.
-    fit = fit_pf(
-        setup, name, partition, model_config, train_config, out, out / "select", args.resume
-    )
-    predictor = PFPredictor(fit.result.factorization, fit.result.guide, mode="plugin")
+    if args.devices is not None:
+        result = train_on_devices(setup, name, partition, model_config, train_config, args)
+        if lightning_child():
+            return 0  # rank 0 reports
+    else:  # the experiment's own path: the config's selection rule, then all seen pairs
+        result = fit_pf(
+            setup, name, partition, model_config, train_config, out, out / "select", args.resume
+        ).result
+    predictor = PFPredictor(result.factorization, result.guide, mode="plugin")
     print(f"held-out test scores (plug-in), partition {name}, seed {seed}:")
     for task, lang, _, probs, test in heldout_predictions(
         setup.store, partition, {"plugin": predictor}
@@ -112,3 +156,36 @@ def run(args: argparse.Namespace) -> int:
         score, entropy = 100 * scores[headline], scores["entropy"]
         print(f"  {task}\t{lang}\t{headline} {score:.2f}\tentropy {entropy:.3f}")
     return 0
+
+
+def train_on_devices(setup, name, partition, model_config, train_config, args):
+    """The seen pairs' PF model trained data-parallel (:mod:`pfpyro.infer.distributed`)."""
+    import sys
+
+    from pfpyro.experiment import unit_data, with_typology_vectors
+    from pfpyro.infer.distributed import train_distributed
+
+    if not lightning_child():
+        print(
+            f"--devices {args.devices}: {train_config.max_steps} steps on "
+            f"{args.devices * args.num_nodes} processes, no early stopping (train.patience is "
+            "not used)",
+            file=sys.stderr,
+        )
+    data = unit_data(setup, name, partition)
+    pairs = [*partition.seen, *partition.heldout]
+    langs = sorted({lang for _, lang in pairs})
+    return train_distributed(
+        data.train,
+        data.dev,
+        train_config,
+        model=with_typology_vectors(model_config, langs, setup.catalog),
+        tasks=sorted({task for task, _ in pairs}),
+        langs=langs,
+        devices=args.devices,
+        strategy=args.strategy,
+        accelerator=args.accelerator,
+        num_nodes=args.num_nodes,
+        out_dir=args.out,
+        encoder_top=setup.store.encoder_top(),
+    )

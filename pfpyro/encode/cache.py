@@ -9,7 +9,8 @@ An entry is ``<key>.safetensors`` with ``features`` ``[total_words, dim]`` (fp16
 sentences' arrays stacked) and ``lengths`` ``[n_sentences]`` (int64), written to a temporary
 file and renamed into place. An entry that fails to load or whose lengths do not match the
 words is deleted, logged and recomputed. ``kind`` leaves room for other features of the same
-words later (e.g. all subwords of a lower layer) next to the first-subword ones.
+words (all subwords of a lower layer, for a trainable encoder top) next to the first-subword
+ones; such a kind has one row per subword, and says how many each sentence has.
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ class FeatureCache:
         word_lists: Sequence[Sequence[str]],
         compute_fn: ComputeFn,
         kind: str = DEFAULT_KIND,
+        rows: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
         """The cached features of ``word_lists``, or ``compute_fn(word_lists)`` stored first.
 
-        ``compute_fn`` must return one ``[len(words), dim]`` array per sentence.
+        ``compute_fn`` must return one ``[rows[i], dim]`` array per sentence; ``rows``
+        defaults to the word counts (one row per word; a kind with one row per subword gives
+        its own).
         """
         word_lists = [list(words) for words in word_lists]
-        lengths = [len(words) for words in word_lists]
+        lengths = [len(words) for words in word_lists] if rows is None else list(rows)
+        if len(lengths) != len(word_lists):
+            raise PfpyroError(f"{len(lengths)} row counts for {len(word_lists)} sentences")
         if not word_lists:
             return []
         key = self.key(encoder_identity, max_subwords, word_lists, kind)
@@ -112,7 +118,7 @@ class FeatureCache:
             ):
                 raise ValueError(
                     f"features {features.shape} {features.dtype} for {len(stored)} sentences "
-                    f"do not match {len(lengths)} sentences of {sum(lengths)} words"
+                    f"do not match {len(lengths)} sentences of {sum(lengths)} rows"
                 )
         except Exception as error:  # any unreadable entry is recomputed, whatever the cause
             logger.warning("corrupt feature cache entry %s (%s); recomputing", path, error)

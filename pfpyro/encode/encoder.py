@@ -53,6 +53,7 @@ from pfpyro.data.sentence import Sentence
 from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
 from pfpyro.encode.offline import cache_root, resolve_encoder_path, sha256_file
+from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ DEFAULT_ENCODER = "bert-base-multilingual-cased"
 
 #: What the features are; part of every cache key, bumped when the extraction changes.
 FEATURE_KIND = "first-subword/last-layer/windows-v1"
+
+#: The cache kind of every subword's state at one layer (for a trainable encoder top).
+SUBWORD_KIND = "all-subwords/layer-{layer}/windows-v1"
 
 #: Files of a model folder that make up its identity.
 IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".vocab", ".pt")
@@ -120,6 +124,7 @@ class EncodingPlan:
     targets: list[np.ndarray] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
     batches: list[list[int]] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)  # the sentence of each window
     cut_sentences: int = 0
 
     @property
@@ -360,6 +365,7 @@ class WordEncoder:
                 plan.ids.append(ids)
                 plan.targets.append(np.asarray(targets, dtype=np.int64))
                 plan.rows.append(np.arange(offsets[i] + start, offsets[i] + end))
+                plan.owners.append(i)
         order = sorted(range(len(plan.ids)), key=lambda k: -len(plan.ids[k]))
         plan.batches = [
             order[b : b + self.batch_size] for b in range(0, len(order), self.batch_size)
@@ -377,6 +383,68 @@ class WordEncoder:
         return self.cache.get_or_compute(
             self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
         )
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    def top(self, k: int) -> EncoderTop:
+        """A trainable copy of the encoder's last ``k`` layers (:mod:`pfpyro.encode.top`)."""
+        if self.precision != "fp32":
+            raise ConfigError(f"a trainable encoder top needs precision fp32, not {self.precision}")
+        return EncoderTop.from_model(self.model, k)
+
+    def encode_subwords(
+        self, sentences: Sequence[Words | Sentence], layer: int
+    ) -> list[SentenceSubwords]:
+        """Per sentence, the states of all its windows' subwords at ``layer`` (0: embeddings),
+        their windows and each word's first subword position (:mod:`pfpyro.encode.top`); the
+        states are cached like the features, under their own kind."""
+        if not 0 <= layer < self.num_layers:
+            raise ConfigError(f"layer must lie in [0, {self.num_layers}), got {layer}")
+        word_lists = _word_lists(sentences)
+        plan = self.plan(word_lists)
+        layouts = subword_layouts(plan)
+        rows = [len(segments) for segments, _ in layouts]
+
+        def compute(lists: list[list[str]]) -> list[np.ndarray]:
+            return self._compute_subwords(plan, rows, layer)
+
+        if self.cache is None:
+            states = compute(word_lists)
+        else:
+            kind = SUBWORD_KIND.format(layer=layer)
+            states = self.cache.get_or_compute(
+                self.identity, self.max_subwords, word_lists, compute, kind=kind, rows=rows
+            )
+        return [(s, seg, first) for s, (seg, first) in zip(states, layouts, strict=True)]
+
+    def _compute_subwords(
+        self, plan: EncodingPlan, rows: Sequence[int], layer: int
+    ) -> list[np.ndarray]:
+        from tqdm.auto import tqdm
+
+        starts = np.concatenate([[0], np.cumsum(rows)])
+        out = np.empty((int(starts[-1]), self.feature_dim), dtype=np.float16)
+        # Where each window's subwords go: right after the earlier windows of its sentence.
+        offset, filled = [], dict.fromkeys(range(len(rows)), 0)
+        for k, owner in enumerate(plan.owners):
+            offset.append(int(starts[owner]) + filled[owner])
+            filled[owner] += len(plan.ids[k])
+        bar = tqdm(total=plan.num_words, unit="word", unit_scale=True, disable=not self.progress,
+                   desc=f"encoding layer {layer}", file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+        with bar, torch.inference_mode():
+            for b, members in enumerate(plan.batches):
+                inputs = {
+                    k: v.to(self.device) for k, v in plan.batch_inputs(b, self.pad_id).items()
+                }
+                hidden = self.model(**inputs, output_hidden_states=True).hidden_states[layer]
+                hidden = hidden.to(torch.float16).cpu().numpy()
+                for r, k in enumerate(members):
+                    n = len(plan.ids[k])
+                    out[offset[k] : offset[k] + n] = hidden[r, :n]
+                bar.update(sum(len(plan.rows[k]) for k in members))
+        return np.split(out, starts[1:-1]) if rows else []
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Last hidden states ``[batch, length, hidden]`` of one batch of model inputs."""
@@ -415,6 +483,24 @@ class WordEncoder:
                 self.max_subwords,
             )
         return np.split(features, np.cumsum(plan.lengths)[:-1]) if plan.lengths else []
+
+
+def subword_layouts(plan: EncodingPlan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per sentence of ``plan``: the window of each of its subwords (its windows one after
+    another) and the position of each word's first subword in that sequence."""
+    starts = np.concatenate([[0], np.cumsum(plan.lengths)])
+    segments: list[list[np.ndarray]] = [[] for _ in plan.lengths]
+    first = [np.zeros(n, dtype=np.int64) for n in plan.lengths]
+    used = [0] * len(plan.lengths)
+    for k, owner in enumerate(plan.owners):
+        window = len(segments[owner])
+        segments[owner].append(np.full(len(plan.ids[k]), window, dtype=np.int64))
+        first[owner][plan.rows[k] - starts[owner]] = used[owner] + plan.targets[k]
+        used[owner] += len(plan.ids[k])
+    return [
+        (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), positions)
+        for parts, positions in zip(segments, first, strict=True)
+    ]
 
 
 @contextlib.contextmanager
@@ -466,4 +552,5 @@ __all__ = [
     "local_model_folder",
     "plan_windows",
     "special_tokens",
+    "subword_layouts",
 ]

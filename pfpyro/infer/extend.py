@@ -327,7 +327,7 @@ def _fit(
                 guide,
                 pair[0],
                 pair[1],
-                batch.features,
+                batch.inputs,
                 batch.mask,
                 batch.labels,
                 pair_size=sizes[pair],

@@ -35,11 +35,11 @@ from torch import Tensor, nn
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from pfpyro.data.batch import PairTensors
+from pfpyro.data.batch import PairTensors, sentence_chunks
 from pfpyro.errors import ConfigError
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.extend import only_training
-from pfpyro.infer.predict import PFPredictor, sentence_chunks
+from pfpyro.infer.predict import PFPredictor
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 from pfpyro.model.positive import inverse_softplus
@@ -158,7 +158,7 @@ def fit_pair(
             loss = elbo.differentiable_loss(
                 posterior.model,
                 posterior.guide,
-                batch.features,
+                batch.inputs,
                 batch.mask,
                 batch.labels,
                 len(data),
@@ -188,7 +188,7 @@ class FewShotPredictor:
         if posterior is None:
             return self.base.predict_proba(task, lang, features, mask)
         chunks = sentence_chunks(features, mask, self.batch_size, posterior.theta_loc.device)
-        return torch.cat([posterior.probs(chunk) for chunk, _ in chunks]).to(features.device)
+        return torch.cat([posterior.probs(chunk) for chunk, _ in chunks]).to(mask.device)
 
 
 __all__ = ["FewShotPredictor", "FewShotSettings", "PairPosterior", "fit_pair"]

@@ -24,6 +24,8 @@ from pyro import poutine
 from pyro.infer import Predictive
 from torch import Tensor
 
+from pfpyro.data.batch import sentence_chunks
+from pfpyro.data.subwords import SubwordStates
 from pfpyro.errors import ConfigError
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
@@ -31,17 +33,8 @@ from pfpyro.predictor import token_entropy
 
 MODES = ("plugin", "bma")
 
-
-def sentence_chunks(
-    features: Tensor, mask: Tensor, size: int, device: torch.device
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """(features, mask) in chunks of at most ``size`` sentences, fp32 and bool on ``device``."""
-    for start in range(0, features.shape[0], size):
-        stop = start + size
-        yield (
-            features[start:stop].to(device, torch.float32),
-            mask[start:stop].to(device, torch.bool),
-        )
+#: What a model reads: word features [N, T, e], or the subword states of a trained top.
+Inputs = Tensor | SubwordStates
 
 
 class PFPredictor:
@@ -50,7 +43,8 @@ class PFPredictor:
     ``mode`` is "plugin" (posterior means) or "bma" (mean of ``num_samples`` per-sample
     probabilities). Inputs are cut into chunks of ``batch_size`` sentences; the BMA draws its
     S posterior samples once per call, so every chunk sees the same S classifiers. Work runs on
-    the model's device; results come back on the device of ``features``.
+    the model's device; results come back on the device of ``mask``. ``features`` are word
+    features, or subword states for a model that trained the encoder's top.
     """
 
     def __init__(
@@ -78,7 +72,7 @@ class PFPredictor:
         return self.factorization.anchor.device
 
     # -- the TokenPredictor interface ------------------------------------------------------
-    def predict_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:
+    def predict_proba(self, task: str, lang: str, features: Inputs, mask: Tensor) -> Tensor:
         """p(y | x) per word: [N, T, e], [N, T] -> [N, T, c_task]."""
         if self.mode == "plugin":
             return self.plugin_proba(task, lang, features, mask)
@@ -95,17 +89,17 @@ class PFPredictor:
 
     # -- plug-in ---------------------------------------------------------------------------
     @torch.no_grad()
-    def plugin_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:
+    def plugin_proba(self, task: str, lang: str, features: Inputs, mask: Tensor) -> Tensor:
         """Posterior means of t and l, θ at f_psi: one classifier (paper §3.2)."""
         self._check(task, lang, features, mask)
-        if features.shape[0] == 0:
-            return self._empty(task, features)[0]
+        if len(features) == 0:
+            return self._empty(task, mask)[0]
         t_mean, l_mean = self.guide.posterior_means()
         out = [
             self.factorization.plugin_probs(task, lang, chunk, t_mean, l_mean)
             for chunk, _ in self._chunks(features, mask)
         ]
-        return torch.cat(out).to(features.device)
+        return torch.cat(out).to(mask.device)
 
     # -- Bayesian model averaging ------------------------------------------------------------
     @torch.no_grad()
@@ -128,7 +122,7 @@ class PFPredictor:
         self,
         task: str,
         lang: str,
-        features: Tensor,
+        features: Inputs,
         mask: Tensor,
         samples: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
@@ -140,7 +134,7 @@ class PFPredictor:
         self,
         task: str,
         lang: str,
-        features: Tensor,
+        features: Inputs,
         mask: Tensor,
         samples: Mapping[str, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -158,8 +152,8 @@ class PFPredictor:
         self._check(task, lang, features, mask)
         samples = dict(samples) if samples is not None else self.posterior_samples()
         size = samples["t"].shape[0]
-        if features.shape[0] == 0:
-            return self._empty(task, features).expand(size, -1, -1, -1), samples
+        if len(features) == 0:
+            return self._empty(task, mask).expand(size, -1, -1, -1), samples
         out = []
         for chunk, chunk_mask in self._chunks(features, mask):
             dummy = {"y": torch.zeros(chunk_mask.shape, dtype=torch.long, device=self.device)}
@@ -173,17 +167,24 @@ class PFPredictor:
             result = predictive(task, lang, chunk, chunk_mask)
             out.append(result["probs"])
             samples.setdefault("theta", result["theta"])
-        return torch.cat(out, dim=1).to(features.device), samples
+        return torch.cat(out, dim=1).to(mask.device), samples
 
-    def bma_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:
+    def bma_proba(self, task: str, lang: str, features: Inputs, mask: Tensor) -> Tensor:
         """The model average (1/S) Σ_s p(y | x, θ_s) over S guide samples [N, T, c]."""
         return self.sample_proba(task, lang, features, mask).mean(0)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _check(self, task: str, lang: str, features: Tensor, mask: Tensor) -> None:
+    def _check(self, task: str, lang: str, features: Inputs, mask: Tensor) -> None:
         self.factorization.task_index(task)
         self.factorization.lang_index(lang)
-        if features.dim() != 3 or features.shape[:2] != mask.shape:
+        if isinstance(features, SubwordStates):
+            if features.first.shape != mask.shape:
+                raise ConfigError(
+                    f"expected word positions [N, T] as the mask {tuple(mask.shape)}, got "
+                    f"{tuple(features.first.shape)}"
+                )
+            features = features.states
+        elif features.dim() != 3 or features.shape[:2] != mask.shape:
             raise ConfigError(
                 f"expected features [N, T, e] and mask [N, T], got {tuple(features.shape)} "
                 f"and {tuple(mask.shape)}"
@@ -194,9 +195,9 @@ class PFPredictor:
                 f"width {self.factorization.feature_dim}"
             )
 
-    def _empty(self, task: str, features: Tensor) -> Tensor:
+    def _empty(self, task: str, mask: Tensor) -> Tensor:
         classes = self.factorization.num_classes[task]
-        return torch.zeros(1, 0, features.shape[1], classes, device=features.device)
+        return torch.zeros(1, 0, mask.shape[1], classes, device=mask.device)
 
-    def _chunks(self, features: Tensor, mask: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    def _chunks(self, features: Inputs, mask: Tensor) -> Iterator[tuple[Inputs, Tensor]]:
         return sentence_chunks(features, mask, self.batch_size, self.device)

@@ -29,7 +29,8 @@ runner never loads their data before the final test (DESIGN.md §8).
 A step is Pyro's SVI written out over module-local parameters (:mod:`pfpyro.model`): the
 ELBO's ``loss_and_grads`` on the model and guide modules, then one optimiser step on their
 ``named_parameters()``. Optimiser: Pyro's ``ClippedAdam`` (a torch optimiser), one parameter
-group for the hypernetwork (with ``weight_decay``) and one for the rest. Despite its
+group for the hypernetwork (with ``weight_decay``), one for a trained encoder top (``top_lr``;
+``encoder_top=`` gives its pretrained weights) and one for the rest. Despite its
 parameter's name, it clips by value: each gradient element is clamped to
 [-clip_norm, clip_norm] before the Adam update (no global norm). It can also decay the
 learning rate by ``lr_decay`` per step.
@@ -58,6 +59,7 @@ from pfpyro.data.batch import PairsBatch, PairTensors, feature_moments
 from pfpyro.data.partition import constraint_violations
 from pfpyro.data.tasks import label_set
 from pfpyro.device import resolve_device
+from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError, PfpyroError
 from pfpyro.infer.checkpoint import (
     CHECKPOINT_NAME,
@@ -180,7 +182,7 @@ def evaluate_plugin(
     predictor = PFPredictor(factorization, guide, mode="plugin", batch_size=batch_size)
     scores = {}
     for (task, lang), tensors in data.items():
-        probs = predictor.predict_proba(task, lang, tensors.features, tensors.mask)
+        probs = predictor.predict_proba(task, lang, tensors.inputs, tensors.mask)
         scores[task, lang] = scorer(task, probs.cpu(), tensors.labels, tensors.mask)
     return scores
 
@@ -267,6 +269,7 @@ def train(
     resume: bool = False,
     dev_role: str = "seen",
     scorer: Scorer = accuracy_scorer,
+    encoder_top: EncoderTop | None = None,
 ) -> TrainResult:
     """Fit q(t), q(l) and the hypernetwork by SVI on the seen pairs ``train``.
 
@@ -283,6 +286,8 @@ def train(
 
     The run seeds Pyro's global random state (torch, ``random``, numpy) with ``config.seed``.
     It trains the parameters of the modules it builds and touches no other model's.
+    ``encoder_top`` (the encoder's top layers, pretrained; :meth:`FeatureStore.encoder_top`)
+    makes the model train a copy of them on the data's subword states.
     """
     config.validate()
     if isinstance(model, ModelDescription):  # its sizes are the defaults
@@ -302,6 +307,8 @@ def train(
         saved = load_checkpoint(run_dir)
     previous = load_model_json(run_dir) if saved is not None else None
     description = describe(model, train, task_list, lang_list, classes, feature_dim, previous)
+    if encoder_top is not None and not isinstance(model, ModelDescription):
+        description = description.replace(encoder_top=encoder_top.spec)
     if previous is not None and previous != description:
         fields = [f.name for f in dataclasses.fields(description)]
         differ = [name for name in fields if getattr(previous, name) != getattr(description, name)]
@@ -309,7 +316,7 @@ def train(
             f"cannot resume {run_dir}: its model.json describes another model than this run's "
             f"(they differ in {', '.join(differ)})"
         )
-    run = _Run(train, dev, config, description, run_dir, scorer)
+    run = _Run(train, dev, config, description, run_dir, scorer, encoder_top)
     if saved is not None:
         run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
     if run_dir is not None:
@@ -370,15 +377,24 @@ def describe(
     )
 
 
+_GROUPED = ("model.hypernet.", "model.encoder_top.")
+
+
 def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[str, Any]]:
     """ClippedAdam's parameter groups: ``weight_decay`` on the hypernetwork's ψ, φ only (the
-    guide's q(t), q(l) have their prior in the ELBO already)."""
+    guide's q(t), q(l) have their prior in the ELBO already); a trained encoder top takes its
+    own, smaller learning rate ``top_lr`` (it starts from pretrained weights)."""
     common = {"lr": optim.lr, "clip_norm": optim.clip_norm, "lrd": optim.lr_decay}
-    hypernet = [value for name, value in params.items() if name.startswith("model.hypernet.")]
-    rest = [value for name, value in params.items() if not name.startswith("model.hypernet.")]
+
+    def under(prefix: str) -> list[Tensor]:
+        return [value for name, value in params.items() if name.startswith(prefix)]
+
+    hypernet, top = under("model.hypernet."), under("model.encoder_top.")
+    rest = [value for name, value in params.items() if not name.startswith(_GROUPED)]
     groups = [
         {"params": hypernet, **common, "weight_decay": optim.weight_decay},
         {"params": rest, **common, "weight_decay": 0.0},
+        {"params": top, **common, "lr": optim.top_lr, "weight_decay": 0.0},
     ]
     return [group for group in groups if group["params"]]
 
@@ -430,6 +446,7 @@ class _Run:
         description: ModelDescription,
         run_dir: Path | None,
         scorer: Scorer = accuracy_scorer,
+        encoder_top: EncoderTop | None = None,
     ) -> None:
         self.train, self.dev, self.config, self.run_dir = train, dev, config, run_dir
         self.scorer = scorer
@@ -454,6 +471,15 @@ class _Run:
 
         pyro.set_rng_seed(config.seed)
         self.factorization, self.guide = description.build()
+        if description.encoder_top is not None:
+            if encoder_top is None:
+                raise ConfigError(
+                    "this model trains the encoder's top layers: pass their pretrained weights "
+                    "(train(..., encoder_top=store.encoder_top()))"
+                )
+            self.factorization.encoder_top.load_state_dict(encoder_top.state_dict())
+            if config.pairs_per_step > 1:
+                raise ConfigError("pairs_per_step > 1 does not take a trainable encoder top")
         self.factorization.to(self.device)
         self.guide.to(self.device)
         self.params = named_params(self.factorization, self.guide)
@@ -590,7 +616,7 @@ class _Run:
                     self.optimizer,
                     task,
                     lang,
-                    batch.features,
+                    batch.inputs,
                     batch.mask,
                     batch.labels,
                     pair_size=self.sizes[task, lang],

@@ -80,6 +80,9 @@ class ModelDescription:
     feature_scale: tuple[float, ...] | None = None
     imports: tuple[str, ...] = ()  # modules that register user components
     task_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # TaskSpec JSON
+    # The trained top of the encoder (EncoderTop.spec: its layer class, model config and layer
+    # numbers), or None when the model reads frozen word features.
+    encoder_top: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the containers once
@@ -88,6 +91,8 @@ class ModelDescription:
         set_(self, "labels", {t: tuple(str(x) for x in self.labels[t]) for t in self.labels})
         set_(self, "imports", tuple(self.imports))
         set_(self, "task_specs", _plain(dict(self.task_specs)))
+        if self.encoder_top is not None:
+            set_(self, "encoder_top", _plain(dict(self.encoder_top)))
         for name in ("feature_mean", "feature_scale"):
             value = getattr(self, name)
             if value is not None:
@@ -132,6 +137,7 @@ class ModelDescription:
         """A fresh model and guide: each component made by its registered factory."""
         import torch
 
+        from pfpyro.encode.top import EncoderTop
         from pfpyro.model.factorization import ParameterFactorization
 
         self.import_modules()
@@ -150,6 +156,9 @@ class ModelDescription:
             head=head,
             feature_mean=None if self.feature_mean is None else torch.tensor(self.feature_mean),
             feature_scale=None if self.feature_scale is None else torch.tensor(self.feature_scale),
+            encoder_top=None
+            if self.encoder_top is None
+            else EncoderTop.from_spec(self.encoder_top),
         )
         factorization.description = self
         return factorization, _make("guide", self.guide, factorization)
@@ -173,6 +182,7 @@ class ModelDescription:
             "feature_scale": None if self.feature_scale is None else list(self.feature_scale),
             "imports": list(self.imports),
             "task_specs": {task: dict(spec) for task, spec in self.task_specs.items()},
+            "encoder_top": None if self.encoder_top is None else dict(self.encoder_top),
         }
 
     @classmethod
@@ -206,6 +216,7 @@ class ModelDescription:
                 feature_scale=data.get("feature_scale"),
                 imports=tuple(data.get("imports") or ()),
                 task_specs=dict(data.get("task_specs") or {}),
+                encoder_top=data.get("encoder_top"),
             )
         except (TypeError, ValueError, AttributeError) as error:
             raise ConfigError(f"{where}: malformed model description ({error})") from error

@@ -31,6 +31,8 @@ from pyro.nn import PyroModule
 from torch import Tensor, nn
 
 from pfpyro.data.batch import PairsBatch
+from pfpyro.data.subwords import SubwordStates
+from pfpyro.encode.top import EncoderTop, word_features
 from pfpyro.errors import ConfigError
 from pfpyro.model.heads import Head
 from pfpyro.model.priors import LatentPrior
@@ -60,6 +62,7 @@ class ParameterFactorization(PyroModule):
         head: Head,
         feature_mean: Tensor | None = None,
         feature_scale: Tensor | None = None,
+        encoder_top: EncoderTop | None = None,
     ) -> None:
         super().__init__()
         self.tasks = tuple(sorted(tasks))
@@ -72,6 +75,9 @@ class ParameterFactorization(PyroModule):
         self.prior = prior
         self.hypernet = hypernet
         self.head = head
+        # The encoder's top k layers when they are trained with ψ and φ (a deterministic part
+        # of the model: x_ijk is their output), else None and x_ijk is a frozen feature.
+        self.encoder_top = encoder_top
         self.description = None  # the ModelDescription it was built from, if any
         self.anchor = torch.nn.Buffer(torch.zeros(()))  # tells the model's device and dtype
         # x_ijk is the encoder state standardised by the seen training words' moments (fixed
@@ -95,8 +101,10 @@ class ParameterFactorization(PyroModule):
             )
         return self.langs.index(lang)
 
-    def standardize(self, features: Tensor) -> Tensor:
-        """x = (encoder state − mean) / scale, with the moments fixed at construction."""
+    def standardize(self, features: Tensor | SubwordStates) -> Tensor:
+        """x = (encoder state − mean) / scale, with the moments fixed at construction; the
+        encoder state is the trained top's output when the inputs are subword states."""
+        features = word_features(features, self.encoder_top)
         return (features - self.feature_mean) / self.feature_scale
 
     # -- the generative story ----------------------------------------------------------------
@@ -140,7 +148,7 @@ class ParameterFactorization(PyroModule):
         self,
         task: str,
         lang: str,
-        features: Tensor,
+        features: Tensor | SubwordStates,
         mask: Tensor,
         labels: Tensor | None = None,
         pair_size: int | None = None,
@@ -149,7 +157,8 @@ class ParameterFactorization(PyroModule):
     ) -> None:
         """p(t, l, θ_ij, y_ij | x_ij) for a mini-batch of pair (task, lang).
 
-        ``features`` [B, T, e] and ``mask`` [B, T] are B sentences of the pair, ``labels``
+        ``features`` [B, T, e] (or, with a trained encoder top, the subword states it reads)
+        and ``mask`` [B, T] are B sentences of the pair, ``labels``
         [B, T] their gold labels (None to predict). The weights make one step an unbiased
         estimate of the ELBO of all seen data up to a constant (DESIGN §3, scaling): the
         likelihood is scaled by ``pair_size`` / B (the pair's training sentences over the
@@ -171,7 +180,7 @@ class ParameterFactorization(PyroModule):
         self,
         task: str,
         theta: Tensor,
-        features: Tensor,
+        features: Tensor | SubwordStates,
         mask: Tensor,
         labels: Tensor | None,
         pair_size: int | None = None,
@@ -259,7 +268,7 @@ class ParameterFactorization(PyroModule):
 
     # -- prediction at fixed latents -------------------------------------------------------
     def plugin_probs(
-        self, task: str, lang: str, features: Tensor, t_mean: Tensor, l_mean: Tensor
+        self, task: str, lang: str, features: Tensor | SubwordStates, t_mean: Tensor, l_mean: Tensor
     ) -> Tensor:
         """p(y | x) with t, l at given points (the posterior means) and θ at f_psi (§3.2)."""
         i, j = self.task_index(task), self.lang_index(lang)

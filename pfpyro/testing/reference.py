@@ -20,6 +20,7 @@ from torch.distributions import (
 from torch.nn.functional import softplus
 
 from pfpyro.data.batch import PairsBatch
+from pfpyro.data.subwords import SubwordStates
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 
@@ -44,7 +45,7 @@ def reference_elbo(
     guide: FactorizationGuide,
     task: str,
     lang: str,
-    features: Tensor,
+    features: Tensor | SubwordStates,
     mask: Tensor,
     labels: Tensor,
     pair_size: int | None = None,
@@ -52,12 +53,13 @@ def reference_elbo(
     num_particles: int = 1,
     pair_weight: float = 1.0,
 ) -> Tensor:
-    """A Monte Carlo estimate of the ELBO (eq. 5–6), averaged over ``num_particles`` draws."""
+    """A Monte Carlo estimate of the ELBO (eq. 5–6), averaged over ``num_particles`` draws
+    (``features``: subword states for a model that trains the encoder's top)."""
     i, j = factorization.task_index(task), factorization.lang_index(lang)
     h = factorization.latent_dim
     particles = (num_particles, 1)
     q_t, q_l = _posteriors(guide)
-    prior = MultivariateNormal(features.new_zeros(h), scale_tril=torch.eye(h))
+    prior = MultivariateNormal(mask.new_zeros(h, dtype=torch.float32), scale_tril=torch.eye(h))
     t = q_t.rsample(particles)  # [P, 1, n, h]
     l = q_l.rsample(particles)  # [P, 1, m, h]
     loc, variance = factorization.hypernet(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
