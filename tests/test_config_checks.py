@@ -202,3 +202,18 @@ def test_the_full_data_config_is_the_paper_config_without_caps():
     full = load_config(folder / "paper-full.yaml").to_dict()
     assert {key for key in paper if paper[key] != full[key]} == {"name", "source", "data"}
     assert full["data"] == {**paper["data"], "caps": {"train": None, "dev": None, "test": None}}
+
+
+def test_the_full6_config_is_the_full_data_config_on_seven_languages():
+    """experiments/configs/full6: paper-full.yaml but for its languages, one partition and
+    one seed (nothing tuned on the side)."""
+    from pfpyro.config import load_config
+
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    full = load_config(folder / "paper-full.yaml").to_dict()
+    six = load_config(folder / "full6" / "full6.yaml").to_dict()
+    differ = {key for key in full if full[key] != six[key]}
+    assert differ == {"name", "source", "data", "partition", "seeds"}
+    assert six["data"] == {**full["data"], "languages": ["bm", "hy", "ta", "te", "ug", "wo", "yo"]}
+    assert six["partition"] == {**full["partition"], "indices": [0]}
+    assert six["seeds"] == [0]
