@@ -49,7 +49,7 @@ class WordTable:
         pairs = [pairs] if isinstance(pairs, PairTensors) else list(pairs)
         if not pairs:
             raise ValueError("no training data: an empty list of pairs")
-        features = torch.cat([p.features[p.mask] for p in pairs])
+        features = torch.cat([p.words() for p in pairs])
         labels = torch.cat([p.labels[p.mask] for p in pairs])
         lengths = torch.cat([p.mask.sum(-1) for p in pairs])
         lengths = lengths[lengths > 0]  # a sentence without words has nothing to learn

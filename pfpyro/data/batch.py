@@ -12,35 +12,76 @@ from torch import Tensor
 from pfpyro.data.subwords import SubwordStates
 
 
-@dataclass
 class PairTensors:
     """Word features, label ids and a padding mask for the sentences of one pair and split.
 
-    ``features`` is [N, T, e] (stored in fp16 to halve memory; :meth:`batch` returns fp32),
+    ``features`` is [N, T, e] (fp16 in a pair's store; :meth:`batch` returns fp32),
     ``labels`` is [N, T] of label ids (0 at padding, or all 0 when the data is unlabelled),
-    ``mask`` is [N, T] and True on real words. T is the longest sentence of the pair.
-    ``subwords``, when the encoder's top is trained (``encoder.train_top``), are the states
-    of the layer below it, what such a model reads instead of ``features``; :attr:`inputs`
-    is what a model takes.
+    ``mask`` is [N, T] and True on real words, a prefix of each row. T is the longest
+    sentence of the pair. ``subwords``, when the encoder's top is trained
+    (``encoder.train_top``), are the states of the layer below it, what such a model reads
+    instead of ``features``; :attr:`inputs` is what a model takes.
+
+    Storage. Features may be given padded, [N, T, e], or flat, [W, e]: the real words' rows
+    in reading order (``features[mask]``), which is how :meth:`from_arrays` stores a pair, so
+    that a pair's memory grows with its words and not with N times its longest sentence
+    (padding was 15 times the words on full data, ``experiments/results/full6``). The
+    :attr:`features` of a flat pair are padded when asked for; :meth:`batch` pads only the
+    chosen sentences, and :meth:`words` is the flat table itself.
     """
 
-    features: Tensor
-    labels: Tensor
-    mask: Tensor
-    subwords: SubwordStates | None = None
-
-    def __post_init__(self) -> None:
-        n, t = self.mask.shape
-        if self.features.shape[:2] != (n, t) or self.labels.shape != (n, t):
+    def __init__(
+        self,
+        features: Tensor,
+        labels: Tensor,
+        mask: Tensor,
+        subwords: SubwordStates | None = None,
+    ) -> None:
+        self.labels, self.mask, self.subwords = labels, mask, subwords
+        n, t = mask.shape
+        flat = features.dim() == 2
+        if labels.shape != (n, t) or (
+            features.shape[0] != int(mask.sum()) if flat else features.shape[:2] != (n, t)
+        ):
             raise ValueError(
-                f"features {tuple(self.features.shape)}, labels {tuple(self.labels.shape)} and "
-                f"mask {tuple(self.mask.shape)} disagree on [N, T]"
+                f"features {tuple(features.shape)}, labels {tuple(labels.shape)} and mask "
+                f"{tuple(mask.shape)} disagree (features: [N, T, e], or [W, e] for W real words)"
             )
-        if self.subwords is not None and tuple(self.subwords.first.shape) != (n, t):
+        if subwords is not None and tuple(subwords.first.shape) != (n, t):
             raise ValueError(
-                f"subword positions {tuple(self.subwords.first.shape)} and mask {(n, t)} "
+                f"subword positions {tuple(subwords.first.shape)} and mask {(n, t)} "
                 "disagree on [N, T]"
             )
+        self._features = features
+        self._starts: Tensor | None = None
+
+    def __repr__(self) -> str:
+        layout = "flat" if self.is_flat else "padded"
+        return (
+            f"PairTensors({len(self)} sentences, {self.num_words} words, width "
+            f"{self.feature_dim}, {layout} {self._features.dtype}"
+            f"{', subwords' if self.subwords is not None else ''})"
+        )
+
+    @property
+    def feature_bytes(self) -> int:
+        """Bytes the stored features take (flat: words × e; padded: N × T × e), for the memory
+        bench and tests; labels and mask stay padded, 9 bytes a slot against 768 a word."""
+        return self._features.numel() * self._features.element_size()
+
+    @property
+    def is_flat(self) -> bool:
+        """Whether the features are stored by word ([W, e]) rather than padded."""
+        return self._features.dim() == 2
+
+    @property
+    def features(self) -> Tensor:
+        """[N, T, e] features (padded here when they are stored flat)."""
+        if not self.is_flat:
+            return self._features
+        out = self._features.new_zeros(*self.mask.shape, self._features.shape[-1])
+        out[self.mask] = self._features
+        return out
 
     @property
     def inputs(self) -> Tensor | SubwordStates:
@@ -63,13 +104,17 @@ class PairTensors:
             raise ValueError(f"{len(features)} feature arrays but {len(label_ids)} label lists")
         dim = int(features[0].shape[-1])
         longest = max(int(f.shape[0]) for f in features)
-        out = torch.zeros(len(features), longest, dim, dtype=torch.float16)
+        rows = [
+            torch.as_tensor(np.asarray(f)) if not isinstance(f, Tensor) else f for f in features
+        ]
+        widths = {int(f.shape[-1]) for f in rows if f.dim() == 2}
+        if any(f.dim() != 2 for f in rows) or widths != {dim}:
+            raise ValueError(f"feature arrays must all be [n_words, {dim}]")
+        out = torch.cat([f.to(torch.float16) for f in rows])  # flat: the words in order
         labels = torch.zeros(len(features), longest, dtype=torch.long)
         mask = torch.zeros(len(features), longest, dtype=torch.bool)
-        for k, f in enumerate(features):
-            f = torch.as_tensor(np.asarray(f)) if not isinstance(f, Tensor) else f
+        for k, f in enumerate(rows):
             n = f.shape[0]
-            out[k, :n] = f.to(torch.float16)
             mask[k, :n] = True
             if label_ids is not None:
                 if len(label_ids[k]) != n:
@@ -89,7 +134,7 @@ class PairTensors:
 
     @property
     def feature_dim(self) -> int:
-        return int(self.features.shape[-1])
+        return int(self._features.shape[-1])
 
     @property
     def num_words(self) -> int:
@@ -101,20 +146,38 @@ class PairTensors:
         """The sentences at ``index``, trimmed to their longest, features in fp32."""
         index = torch.as_tensor(index, dtype=torch.long)
         mask = self.mask[index]
-        longest = max(int(mask.sum(-1).max()), 1)
+        longest = max(int(mask.sum(-1).max()), 1) if len(index) else 1
+        mask = mask[:, :longest]
+        if self.is_flat:
+            features = self._features.new_zeros(len(index), longest, self.feature_dim)
+            features[mask] = self._features[self.word_rows(index)]
+            features = features.to(device=device, dtype=torch.float32)
+        else:
+            features = self._features[index, :longest].to(device=device, dtype=torch.float32)
         subwords = self.subwords
         return PairTensors(
-            self.features[index, :longest].to(device=device, dtype=torch.float32),
+            features,
             self.labels[index, :longest].to(device),
-            mask[:, :longest].to(device),
+            mask.to(device),
             None if subwords is None else subwords.batch(index, longest, device),
         )
 
+    def word_rows(self, index: Tensor) -> Tensor:
+        """The rows of the flat features that hold the words of sentences ``index``, in order."""
+        counts = self.mask.sum(-1)
+        if self._starts is None:
+            self._starts = torch.cumsum(counts, 0) - counts
+        lengths = counts[index]
+        first = torch.repeat_interleave(self._starts[index], lengths)
+        offset = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+        return first + torch.arange(int(lengths.sum())) - offset
+
     def select(self, index: Tensor | Sequence[int]) -> PairTensors:
-        """The sentences at ``index``, as stored (no trimming, no conversion)."""
+        """The sentences at ``index``, stored as these are (no trimming, no conversion)."""
         index = torch.as_tensor(index, dtype=torch.long)
         subwords = None if self.subwords is None else self.subwords.select(index)
-        return PairTensors(self.features[index], self.labels[index], self.mask[index], subwords)
+        features = self._features[self.word_rows(index)] if self.is_flat else self._features[index]
+        return PairTensors(features, self.labels[index], self.mask[index], subwords)
 
     @classmethod
     def concat(cls, batches: Sequence[PairTensors]) -> PairTensors:
@@ -142,12 +205,12 @@ class PairTensors:
 
     def words(self) -> Tensor:
         """The features of the real words, [W, e] (padding dropped)."""
-        return self.features[self.mask]
+        return self._features if self.is_flat else self._features[self.mask]
 
     def to(self, device: torch.device) -> PairTensors:
         subwords = None if self.subwords is None else self.subwords.to(device)
         return PairTensors(
-            self.features.to(device), self.labels.to(device), self.mask.to(device), subwords
+            self._features.to(device), self.labels.to(device), self.mask.to(device), subwords
         )
 
 
