@@ -106,13 +106,14 @@ class FeatureStore:
         labels = label_set(task)
         index = {label: k for k, label in enumerate(labels)}
         words = [s.words for s in sentences]
-        features = self.encoder.encode(words)
+        features = self.encoder.encode_flat(words)  # memory-mapped from the cache
         subwords = None
         if self.train_top:
             below = self.encoder.num_layers - self.train_top
             subwords = self.encoder.encode_subwords(words, below)
         label_ids = [[index[label] for label in s.labels] for s in sentences]
-        return PairData(sentences, PairTensors.from_arrays(features, label_ids, subwords))
+        tensors = PairTensors.from_flat(features, [len(w) for w in words], label_ids, subwords)
+        return PairData(sentences, tensors)
 
     def encoder_top(self) -> EncoderTop | None:
         """A fresh copy of the encoder's top ``train_top`` layers, pretrained weights (None

@@ -96,7 +96,8 @@ def test_kind_separates_entries(cache: FeatureCache) -> None:
 )
 def test_corrupt_entry_is_recomputed(cache: FeatureCache, caplog, damage) -> None:
     compute = CountingEncoder()
-    expected = cache.get_or_compute("model-a", 250, WORDS, compute)
+    # Copies: the arrays are mapped from the file, which the damage rewrites in place.
+    expected = [np.array(a) for a in cache.get_or_compute("model-a", 250, WORDS, compute)]
     (path,) = entries(cache)
     damage(path)
     with caplog.at_level(logging.WARNING, logger="pfpyro.encode.cache"):
@@ -161,3 +162,22 @@ def test_no_sentences_no_entry(cache: FeatureCache) -> None:
 def test_default_root_follows_pfpyro_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PFPYRO_CACHE", str(tmp_path / "elsewhere"))
     assert FeatureCache().dir == tmp_path / "elsewhere" / "features"
+
+
+def test_entries_are_memory_mapped_not_loaded(cache: FeatureCache) -> None:
+    """A corpus's features stay on disk until used: after a miss (once stored) and on a hit,
+    the flat features are a copy-on-write mapping of the entry's file."""
+    compute = CountingEncoder()
+    first = cache.get_or_compute_flat("model-a", 250, WORDS, compute)
+    again = cache.get_or_compute_flat("model-a", 250, WORDS, compute)
+    (path,) = entries(cache)
+    for flat in (first, again):
+        assert isinstance(flat, np.memmap) and flat.mode == "c"
+        assert Path(flat.filename) == path.resolve()
+        assert flat.shape == (sum(len(w) for w in WORDS), 6)
+    np.testing.assert_array_equal(first, again)
+    views = cache.get_or_compute("model-a", 250, WORDS, compute)
+    for view, words in zip(views, WORDS, strict=True):
+        assert (isinstance(view, np.memmap) or view.size == 0) and len(view) == len(words)
+    np.testing.assert_array_equal(np.concatenate(views), first)
+    assert compute.calls == 1

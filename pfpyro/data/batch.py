@@ -96,27 +96,41 @@ class PairTensors:
         label_ids: Sequence[Sequence[int]] | None = None,
         subwords: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     ) -> PairTensors:
-        """Pad per-sentence [n_words, e] arrays (and label id lists, and subword layouts of
-        :meth:`WordEncoder.encode_subwords`) into one pair's tensors."""
+        """One pair's tensors from per-sentence [n_words, e] arrays (and label id lists, and
+        subword layouts of :meth:`WordEncoder.encode_subwords`); features stored by word."""
         if len(features) == 0:
             raise ValueError("a pair needs at least one sentence")
-        if label_ids is not None and len(label_ids) != len(features):
-            raise ValueError(f"{len(features)} feature arrays but {len(label_ids)} label lists")
         dim = int(features[0].shape[-1])
-        longest = max(int(f.shape[0]) for f in features)
         rows = [
             torch.as_tensor(np.asarray(f)) if not isinstance(f, Tensor) else f for f in features
         ]
-        widths = {int(f.shape[-1]) for f in rows if f.dim() == 2}
-        if any(f.dim() != 2 for f in rows) or widths != {dim}:
+        if any(f.dim() != 2 or int(f.shape[-1]) != dim for f in rows):
             raise ValueError(f"feature arrays must all be [n_words, {dim}]")
-        out = torch.cat([f.to(torch.float16) for f in rows])  # flat: the words in order
-        labels = torch.zeros(len(features), longest, dtype=torch.long)
-        mask = torch.zeros(len(features), longest, dtype=torch.bool)
-        for k, f in enumerate(rows):
-            n = f.shape[0]
-            mask[k, :n] = True
-            if label_ids is not None:
+        flat = torch.cat([f.to(torch.float16) for f in rows])
+        return cls.from_flat(flat, [int(f.shape[0]) for f in rows], label_ids, subwords)
+
+    @classmethod
+    def from_flat(
+        cls,
+        features: np.ndarray | Tensor,
+        lengths: Sequence[int],
+        label_ids: Sequence[Sequence[int]] | None = None,
+        subwords: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    ) -> PairTensors:
+        """One pair's tensors from its words' features stacked in order, ``[sum(lengths), e]``
+        (kept as given, e.g. memory-mapped from the feature cache, when fp16)."""
+        if len(lengths) == 0:
+            raise ValueError("a pair needs at least one sentence")
+        if label_ids is not None and len(label_ids) != len(lengths):
+            raise ValueError(f"{len(lengths)} sentences but {len(label_ids)} label lists")
+        flat = torch.from_numpy(features) if isinstance(features, np.ndarray) else features
+        if flat.dtype != torch.float16:
+            flat = flat.to(torch.float16)
+        longest = max(lengths)
+        labels = torch.zeros(len(lengths), longest, dtype=torch.long)
+        mask = torch.arange(longest)[None, :] < torch.as_tensor(list(lengths))[:, None]
+        if label_ids is not None:
+            for k, n in enumerate(lengths):
                 if len(label_ids[k]) != n:
                     raise ValueError(
                         f"sentence {k}: {n} feature rows but {len(label_ids[k])} labels"
@@ -124,10 +138,10 @@ class PairTensors:
                 labels[k, :n] = torch.as_tensor(list(label_ids[k]), dtype=torch.long)
         states = None
         if subwords is not None:
-            if len(subwords) != len(features):
-                raise ValueError(f"{len(features)} feature arrays but {len(subwords)} layouts")
+            if len(subwords) != len(lengths):
+                raise ValueError(f"{len(lengths)} sentences but {len(subwords)} subword layouts")
             states = SubwordStates.from_arrays(subwords, longest)
-        return cls(out, labels, mask, states)
+        return cls(flat, labels, mask, states)
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])

@@ -8,7 +8,9 @@ a stale entry: there is nothing to invalidate, a stale entry is simply never ask
 An entry is ``<key>.safetensors`` with ``features`` ``[total_words, dim]`` (fp16, the
 sentences' arrays stacked) and ``lengths`` ``[n_sentences]`` (int64), written to a temporary
 file and renamed into place. An entry that fails to load or whose lengths do not match the
-words is deleted, logged and recomputed. ``kind`` leaves room for other features of the same
+words is deleted, logged and recomputed. Entries are read memory-mapped (copy-on-write), so a
+corpus's features stay on disk until a mini-batch reads them: pfpyro only ever replaces an
+entry by renaming a new file onto it, and nothing should rewrite one in place. ``kind`` leaves room for other features of the same
 words (all subwords of a lower layer, for a trainable encoder top) next to the first-subword
 ones; such a kind has one row per subword, and says how many each sentence has.
 """
@@ -77,20 +79,40 @@ class FeatureCache:
         kind: str = DEFAULT_KIND,
         rows: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
-        """The cached features of ``word_lists``, or ``compute_fn(word_lists)`` stored first.
+        """The cached features of ``word_lists``, or ``compute_fn(word_lists)`` stored first:
+        one array per sentence (views of :meth:`get_or_compute_flat`'s).
 
         ``compute_fn`` must return one ``[rows[i], dim]`` array per sentence; ``rows``
         defaults to the word counts (one row per word; a kind with one row per subword gives
         its own).
         """
+        if not word_lists:
+            return []
+        flat = self.get_or_compute_flat(
+            encoder_identity, max_subwords, word_lists, compute_fn, kind, rows
+        )
+        lengths = [len(words) for words in word_lists] if rows is None else list(rows)
+        return np.split(flat, np.cumsum(lengths)[:-1])
+
+    def get_or_compute_flat(
+        self,
+        encoder_identity: str,
+        max_subwords: int,
+        word_lists: Sequence[Sequence[str]],
+        compute_fn: ComputeFn,
+        kind: str = DEFAULT_KIND,
+        rows: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """As :meth:`get_or_compute`, but the sentences' rows stacked, ``[sum(rows), dim]``,
+        memory-mapped from the entry (so a corpus's features stay on disk until used)."""
         word_lists = [list(words) for words in word_lists]
         lengths = [len(words) for words in word_lists] if rows is None else list(rows)
         if len(lengths) != len(word_lists):
             raise PfpyroError(f"{len(lengths)} row counts for {len(word_lists)} sentences")
         if not word_lists:
-            return []
+            raise PfpyroError("no sentences to encode")
         key = self.key(encoder_identity, max_subwords, word_lists, kind)
-        found = self.load(key, lengths)
+        found = self.load_flat(key, lengths)
         if found is not None:
             self.hits += 1
             return found
@@ -98,18 +120,26 @@ class FeatureCache:
         features = [np.asarray(a, dtype=np.float16) for a in compute_fn(word_lists)]
         self.store(key, features, lengths, {"kind": kind, "encoder": encoder_identity,
                                             "max_subwords": str(max_subwords)})  # fmt: skip
-        return features
+        # Read back mapped, so that what was just computed leaves memory when the caller is
+        # done with it; an entry that could not be read back is the computed one.
+        mapped = self.load_flat(key, lengths)
+        return np.concatenate(features) if mapped is None else mapped
 
     def load(self, key: str, lengths: Sequence[int]) -> list[np.ndarray] | None:
-        """The entry's arrays, or None when absent; a corrupt entry is deleted (and logged)."""
-        from safetensors.numpy import load_file
+        """The entry's arrays, or None when absent; a corrupt entry is deleted (and logged).
+        They are views of the file, memory-mapped (:meth:`load_flat`)."""
+        flat = self.load_flat(key, lengths)
+        return None if flat is None else np.split(flat, np.cumsum(lengths)[:-1])
 
+    def load_flat(self, key: str, lengths: Sequence[int]) -> np.ndarray | None:
+        """The entry's features as one ``[sum(lengths), dim]`` fp16 array, memory-mapped from
+        the file (copy-on-write: pages are read when used and never written back), or None.
+        An entry that is unreadable or does not match ``lengths`` is deleted and logged."""
         path = self.path(key)
         if not path.exists():
             return None
         try:
-            tensors = load_file(str(path))
-            features, stored = tensors["features"], tensors["lengths"]
+            features, stored = _mapped_entry(path)
             if (
                 features.ndim != 2
                 or features.dtype != np.float16
@@ -124,7 +154,7 @@ class FeatureCache:
             logger.warning("corrupt feature cache entry %s (%s); recomputing", path, error)
             path.unlink(missing_ok=True)
             return None
-        return np.split(features, np.cumsum(lengths)[:-1])
+        return features
 
     def store(
         self,
@@ -164,6 +194,32 @@ class FeatureCache:
             Path(temp).unlink(missing_ok=True)
             raise
         return path
+
+
+def _mapped_entry(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(features memory-mapped, lengths read) of a safetensors entry: an 8-byte header size,
+    a JSON header giving each tensor's dtype, shape and byte range, then the data."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+        start = 8 + size
+        spec = header["lengths"]
+        if spec["dtype"] != "I64":
+            raise ValueError(f"lengths of dtype {spec['dtype']}")
+        begin, end = spec["data_offsets"]
+        handle.seek(start + begin)
+        lengths = np.frombuffer(handle.read(end - begin), dtype="<i8")
+    spec = header["features"]
+    if spec["dtype"] != "F16" or len(spec["shape"]) != 2:
+        raise ValueError(f"features of dtype {spec['dtype']} and shape {spec['shape']}")
+    begin, end = spec["data_offsets"]
+    shape = tuple(int(n) for n in spec["shape"])
+    if end - begin != shape[0] * shape[1] * 2 or start + end > path.stat().st_size:
+        raise ValueError("truncated features")
+    if shape[0] == 0:
+        return np.zeros(shape, dtype=np.float16), lengths
+    features = np.memmap(path, dtype="<f2", mode="c", offset=start + begin, shape=shape)
+    return features, lengths
 
 
 def _umask() -> int:

@@ -384,6 +384,18 @@ class WordEncoder:
             self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
         )
 
+    def encode_flat(self, sentences: Sequence[Words | Sentence]) -> np.ndarray:
+        """The words' features of :meth:`encode`, stacked in order, ``[n_words, dim]``; from
+        the cache, memory-mapped (the store keeps a pair this way, :mod:`pfpyro.features`)."""
+        word_lists = _word_lists(sentences)
+        if not word_lists:
+            return np.zeros((0, self.feature_dim), dtype=np.float16)
+        if self.cache is None:
+            return np.concatenate(self._compute(word_lists))
+        return self.cache.get_or_compute_flat(
+            self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
+        )
+
     @property
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
