@@ -10,9 +10,10 @@ sentences' arrays stacked) and ``lengths`` ``[n_sentences]`` (int64), written to
 file and renamed into place. An entry that fails to load or whose lengths do not match the
 words is deleted, logged and recomputed. Entries are read memory-mapped (copy-on-write), so a
 corpus's features stay on disk until a mini-batch reads them: pfpyro only ever replaces an
-entry by renaming a new file onto it, and nothing should rewrite one in place. ``kind`` leaves room for other features of the same
-words (all subwords of a lower layer, for a trainable encoder top) next to the first-subword
-ones; such a kind has one row per subword, and says how many each sentence has.
+entry by renaming a new file onto it, and nothing should rewrite one in place. ``kind`` leaves
+room for other features of the same words (all subwords of a lower layer, for a trainable
+encoder top) next to the first-subword ones; such a kind has one row per subword, and says
+how many each sentence has.
 """
 
 from __future__ import annotations
