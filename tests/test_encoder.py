@@ -339,3 +339,19 @@ def test_a_top_needs_the_fp32_encoder_and_a_valid_k(encoder: WordEncoder) -> Non
     with pytest.raises(ConfigError, match=r"train_top must lie in \[0, 12\]"):
         encoder.top(13)
     assert len(encoder.top(1).layers) == 1
+
+
+def test_encode_flat_streams_into_the_cache_and_equals_encode(
+    fresh: WordEncoder, tmp_path: Path
+) -> None:
+    fresh.cache = FeatureCache(tmp_path)
+    flat = fresh.encode_flat(SENTENCES)  # a miss: encoded into the entry, then mapped
+    assert isinstance(flat, np.memmap) and fresh.cache.misses == 1
+    words = fresh.encode(SENTENCES)  # a hit on the same entry
+    assert fresh.cache.hits == 1
+    np.testing.assert_array_equal(flat, np.concatenate(words))
+    fresh.cache = None
+    np.testing.assert_allclose(
+        np.concatenate(fresh.encode(SENTENCES)).astype(np.float32),
+        np.asarray(flat, dtype=np.float32),
+    )

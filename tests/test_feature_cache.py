@@ -181,3 +181,39 @@ def test_entries_are_memory_mapped_not_loaded(cache: FeatureCache) -> None:
         assert (isinstance(view, np.memmap) or view.size == 0) and len(view) == len(words)
     np.testing.assert_array_equal(np.concatenate(views), first)
     assert compute.calls == 1
+
+
+def test_a_streamed_entry_is_a_valid_entry_and_a_failed_one_leaves_nothing(
+    cache: FeatureCache,
+) -> None:
+    """Encoding straight into an entry (FeatureCache.streaming, fill=): the file is an ordinary
+    safetensors entry (safetensors itself reads it), and an error mid-way stores nothing."""
+    from safetensors.numpy import load_file
+
+    computed = CountingEncoder()(WORDS)
+    lengths = [len(w) for w in WORDS]
+
+    def fill(word_lists, out) -> None:
+        assert isinstance(out, np.memmap) and out.shape == (sum(lengths), 6)
+        out[:] = np.concatenate(computed)
+
+    compute = CountingEncoder()
+    flat = cache.get_or_compute_flat("model-a", 250, WORDS, compute, fill=fill, dim=6)
+    assert compute.calls == 0  # filled, not computed
+    np.testing.assert_array_equal(flat, np.concatenate(computed))
+    (path,) = entries(cache)
+    stored = load_file(str(path))
+    np.testing.assert_array_equal(stored["features"], np.concatenate(computed))
+    assert stored["lengths"].tolist() == lengths
+    again = cache.get_or_compute("model-a", 250, WORDS, compute)  # an ordinary hit
+    assert compute.calls == 0 and cache.hits == 1
+    np.testing.assert_array_equal(np.concatenate(again), flat)
+
+    def broken(word_lists, out) -> None:
+        out[:2] = 1.0
+        raise RuntimeError("the encoder died")
+
+    with pytest.raises(RuntimeError, match="died"):
+        cache.get_or_compute_flat("model-b", 250, WORDS, compute, fill=broken, dim=6)
+    assert entries(cache) == [path]  # nothing stored for model-b
+    assert not list(cache.dir.glob(".*.tmp"))  # and no temporary file left

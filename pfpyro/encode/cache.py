@@ -18,12 +18,13 @@ how many each sentence has.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_KIND = "first-subword"
 
 ComputeFn = Callable[[list[list[str]]], list[np.ndarray]]
+#: ``fill(word_lists, out)``: write every sentence's rows, stacked, into ``out``.
+FillFn = Callable[[list[list[str]], np.ndarray], None]
 
 
 class FeatureCache:
@@ -103,9 +106,16 @@ class FeatureCache:
         compute_fn: ComputeFn,
         kind: str = DEFAULT_KIND,
         rows: Sequence[int] | None = None,
+        fill: FillFn | None = None,
+        dim: int | None = None,
     ) -> np.ndarray:
         """As :meth:`get_or_compute`, but the sentences' rows stacked, ``[sum(rows), dim]``,
-        memory-mapped from the entry (so a corpus's features stay on disk until used)."""
+        memory-mapped from the entry (so a corpus's features stay on disk until used).
+
+        With ``fill`` (and the width ``dim``), a miss is computed *into* the new entry:
+        ``fill(word_lists, out)`` writes the rows into ``out``, a mapping of the entry's
+        temporary file, so encoding holds a batch in memory, not the whole list
+        (:meth:`streaming`); ``compute_fn`` is then not called."""
         word_lists = [list(words) for words in word_lists]
         lengths = [len(words) for words in word_lists] if rows is None else list(rows)
         if len(lengths) != len(word_lists):
@@ -118,9 +128,16 @@ class FeatureCache:
             self.hits += 1
             return found
         self.misses += 1
+        metadata = {"kind": kind, "encoder": encoder_identity, "max_subwords": str(max_subwords)}
+        if fill is not None and dim is not None:
+            with self.streaming(key, lengths, dim, metadata) as out:
+                fill(word_lists, out)
+            mapped = self.load_flat(key, lengths)
+            if mapped is None:
+                raise PfpyroError(f"{self.path(key)}: the entry just written cannot be read")
+            return mapped
         features = [np.asarray(a, dtype=np.float16) for a in compute_fn(word_lists)]
-        self.store(key, features, lengths, {"kind": kind, "encoder": encoder_identity,
-                                            "max_subwords": str(max_subwords)})  # fmt: skip
+        self.store(key, features, lengths, metadata)
         # Read back mapped, so that what was just computed leaves memory when the caller is
         # done with it; an entry that could not be read back is the computed one.
         mapped = self.load_flat(key, lengths)
@@ -183,18 +200,68 @@ class FeatureCache:
             "lengths": np.asarray(lengths, dtype=np.int64),
         }
         meta = {"pfpyro": __version__, **(metadata or {})}
-        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(key)
-        handle, temp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=self.dir)
-        os.close(handle)
-        try:
+        with _entry_file(self.dir, key, path) as temp:
             save_file(tensors, temp, metadata=meta)
-            os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes owner-only files
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
         return path
+
+    @contextlib.contextmanager
+    def streaming(
+        self,
+        key: str,
+        lengths: Sequence[int],
+        dim: int,
+        metadata: dict[str, str] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Write an entry by filling it: the block gets ``out``, a writable mapping
+        ``[sum(lengths), dim]`` (fp16) of the entry's temporary file, whose safetensors
+        header and lengths are written first; when the block ends the file is flushed and
+        renamed into place (on an error it is removed and nothing is stored)."""
+        total = int(sum(lengths))
+        size = total * dim * 2
+        header = {
+            "features": {"dtype": "F16", "shape": [total, dim], "data_offsets": [0, size]},
+            "lengths": {
+                "dtype": "I64",
+                "shape": [len(lengths)],
+                "data_offsets": [size, size + 8 * len(lengths)],
+            },
+            "__metadata__": {"pfpyro": __version__, **(metadata or {})},
+        }
+        text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors does
+        path = self.path(key)
+        with _entry_file(self.dir, key, path) as temp:
+            with open(temp, "wb") as handle:
+                handle.write(len(text).to_bytes(8, "little") + text)
+                handle.truncate(8 + len(text) + size)
+                handle.seek(8 + len(text) + size)
+                handle.write(np.asarray(lengths, dtype="<i8").tobytes())
+            if total:
+                out = np.memmap(temp, dtype="<f2", mode="r+", offset=8 + len(text),
+                                shape=(total, dim))  # fmt: skip
+            else:
+                out = np.zeros((0, dim), dtype=np.float16)
+            yield out
+            if total:
+                out.flush()
+                del out
+
+
+@contextlib.contextmanager
+def _entry_file(directory: Path, key: str, path: Path) -> Iterator[str]:
+    """A temporary file in ``directory`` that becomes ``path`` when the block ends without an
+    error (then readable as the umask allows), or is removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=directory)
+    os.close(handle)
+    try:
+        yield temp
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes owner-only files
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _mapped_entry(path: Path) -> tuple[np.ndarray, np.ndarray]:

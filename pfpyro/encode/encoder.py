@@ -393,7 +393,13 @@ class WordEncoder:
         if self.cache is None:
             return np.concatenate(self._compute(word_lists))
         return self.cache.get_or_compute_flat(
-            self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
+            self.identity,
+            self.max_subwords,
+            word_lists,
+            self._compute,
+            kind=FEATURE_KIND,
+            fill=self._fill,  # a miss is encoded straight into its cache entry
+            dim=self.feature_dim,
         )
 
     @property
@@ -465,10 +471,17 @@ class WordEncoder:
         return output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
 
     def _compute(self, word_lists: list[list[str]]) -> list[np.ndarray]:
+        lengths = [len(words) for words in word_lists]
+        features = np.empty((sum(lengths), self.feature_dim), dtype=np.float16)
+        self._fill(word_lists, features)
+        return np.split(features, np.cumsum(lengths)[:-1]) if lengths else []
+
+    def _fill(self, word_lists: list[list[str]], features: np.ndarray) -> None:
+        """Write the words' features, stacked in order, into ``features`` batch by batch (a
+        cache entry being written, :meth:`FeatureCache.streaming`, or an array)."""
         from tqdm.auto import tqdm
 
         plan = self.plan(word_lists)
-        features = np.empty((plan.num_words, self.feature_dim), dtype=np.float16)
         bar = tqdm(
             total=plan.num_words,
             unit="word",
@@ -494,7 +507,6 @@ class WordEncoder:
                 len(word_lists),
                 self.max_subwords,
             )
-        return np.split(features, np.cumsum(plan.lengths)[:-1]) if plan.lengths else []
 
 
 def subword_layouts(plan: EncodingPlan) -> list[tuple[np.ndarray, np.ndarray]]:
