@@ -93,6 +93,23 @@ def build_argparse() -> argparse.ArgumentParser:
     return parser
 
 
+def build_model(opts, tasks, langs, hidden, top: EncoderTop | None = None):
+    """The benched PF-lr model and guide (with ``top``'s weights when it trains one)."""
+    factorization, guide = ModelDescription.for_sizes(
+        tasks,
+        langs,
+        dict.fromkeys(tasks, opts.classes),
+        opts.feature_dim,
+        latent_dim=opts.latent_dim,
+        hypernet=Component("shared", {"hidden_dims": hidden}),
+        guide=Component("lr", {"rank": opts.rank}),
+        encoder_top=None if top is None else top.spec,
+    ).build()
+    if top is not None:
+        factorization.encoder_top.load_state_dict(top.state_dict())
+    return factorization, guide
+
+
 def paired_medians(
     first: Callable[[], object],
     second: Callable[[], object],
@@ -126,15 +143,7 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
     hidden = tuple(int(h) for h in opts.hidden_dims.split(",") if h.strip())
     tasks = [f"task{i}" for i in range(opts.tasks)]
     langs = [f"lang{j}" for j in range(opts.langs)]
-    factorization, guide = ModelDescription.for_sizes(
-        tasks,
-        langs,
-        dict.fromkeys(tasks, opts.classes),
-        opts.feature_dim,
-        latent_dim=opts.latent_dim,
-        hypernet=Component("shared", {"hidden_dims": hidden}),
-        guide=Component("lr", {"rank": opts.rank}),
-    ).build()
+    factorization, guide = build_model(opts, tasks, langs, hidden)
     factorization.to(device)
     guide.to(device)
     b, t, e = opts.batch_size, opts.length, opts.feature_dim
@@ -267,17 +276,7 @@ def time_with_top(
     )
     config._attn_implementation = "sdpa"  # as the encoders pfpyro loads
     top = EncoderTop.from_model(BertModel(config), k)
-    factorization, guide = ModelDescription.for_sizes(
-        tasks,
-        langs,
-        dict.fromkeys(tasks, opts.classes),
-        opts.feature_dim,
-        latent_dim=opts.latent_dim,
-        hypernet=Component("shared", {"hidden_dims": hidden}),
-        guide=Component("lr", {"rank": opts.rank}),
-        encoder_top=top.spec,
-    ).build()
-    factorization.encoder_top.load_state_dict(top.state_dict())
+    factorization, guide = build_model(opts, tasks, langs, hidden, top)
     factorization.to(device)
     guide.to(device)
     b, t = mask.shape

@@ -53,7 +53,8 @@ class PairTensors:
                 "disagree on [N, T]"
             )
         self._features = features
-        self._starts: Tensor | None = None
+        self._starts: Tensor | None = None  # first row of each sentence (flat features)
+        self._counts: Tensor | None = None
 
     def __repr__(self) -> str:
         layout = "flat" if self.is_flat else "padded"
@@ -178,10 +179,10 @@ class PairTensors:
 
     def word_rows(self, index: Tensor) -> Tensor:
         """The rows of the flat features that hold the words of sentences ``index``, in order."""
-        counts = self.mask.sum(-1)
-        if self._starts is None:
-            self._starts = torch.cumsum(counts, 0) - counts
-        lengths = counts[index]
+        if self._starts is None:  # once per pair: this runs at every mini-batch
+            self._counts = self.mask.sum(-1)
+            self._starts = torch.cumsum(self._counts, 0) - self._counts
+        lengths = self._counts[index]
         first = torch.repeat_interleave(self._starts[index], lengths)
         offset = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
         return first + torch.arange(int(lengths.sum())) - offset
