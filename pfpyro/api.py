@@ -12,7 +12,6 @@ Everything works for every pair of the model, seen in training or not.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor, load_run
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.run_record import encoder_section
 
 
 @dataclass
@@ -260,6 +260,7 @@ class FittedPosterior:
                 cache=FeatureCache(),
                 progress=cfg.get("progress", False),
                 precision=cfg.get("precision", "fp32"),
+                runtime=cfg.get("runtime", "torch"),
             )
         return self._encoder
 
@@ -280,20 +281,9 @@ class FittedPosterior:
         return row.sort_values(ascending=False).head(k)
 
 
-def _encoder_config(run: Path) -> dict[str, Any] | None:
-    """The encoder section of the run.json beside the run, or of the experiment above it."""
-    for folder in (run, run.parent, run.parent.parent):
-        record = folder / "run.json"
-        if record.is_file():
-            config = json.loads(record.read_text(encoding="utf-8")).get("config", {})
-            if "encoder" in config:
-                return config["encoder"]
-    return None
-
-
 def load(run: str | Path, device: str | None = None) -> FittedPosterior:
     """The fitted posterior of a run folder written by ``pfpyro train`` or ``pfpyro
     experiment`` (its ``train/<unit>`` folders)."""
     run = Path(run)
     factorization, guide, meta = load_run(run, device=device)
-    return FittedPosterior(factorization, guide, meta, _encoder_config(run))
+    return FittedPosterior(factorization, guide, meta, encoder_section(run))

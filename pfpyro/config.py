@@ -105,6 +105,10 @@ class SelectionConfig:
 #: The encoder precisions: the model as it is, or its linear layers dynamically int8 (CPU).
 ENCODER_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 
+#: What runs the encoder: torch with the transformers model code, or ONNX Runtime on a graph
+#: exported once into the cache (CPU; ``pip install pfpyro[onnx]``).
+ENCODER_RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+
 
 @dataclass
 class EncoderConfig:
@@ -113,6 +117,7 @@ class EncoderConfig:
     batch_size: int = 32
     device: str | None = None
     precision: str = "fp32"  # "fp32" | "int8": linear layers dynamically quantised (CPU)
+    runtime: str = "torch"  # "torch" | "onnx": ONNX Runtime on an exported graph (CPU)
     # The encoder's top k layers trained with every model (0: all frozen, as in pfpyro 0.1);
     # the states of the layer below are cached instead.
     train_top: int = 0
@@ -528,6 +533,25 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return config
 
 
+def check_encoder_runtime(encoder: EncoderConfig, where: str) -> None:
+    """``encoder.runtime`` is known, and ONNX Runtime is installed when it is asked for."""
+    if encoder.runtime not in ENCODER_RUNTIMES:
+        close = difflib.get_close_matches(str(encoder.runtime), ENCODER_RUNTIMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{where}: encoder.runtime {encoder.runtime!r} is unknown{hint}; known: "
+            f"{', '.join(ENCODER_RUNTIMES)}"
+        )
+    if encoder.runtime == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(
+            f"{where}: encoder.runtime onnx needs ONNX Runtime: pip install 'pfpyro[onnx]'"
+        )
+    if encoder.runtime == "onnx" and encoder.device not in (None, "cpu"):
+        raise ConfigError(
+            f"{where}: encoder.runtime onnx runs on the CPU, not on device {encoder.device!r}"
+        )
+
+
 def check_model_sections(config: ExperimentConfig, where: str) -> None:
     """The free-form ``train:`` and ``baselines:`` sections checked key by key and type by
     type against :class:`TrainConfig` and :class:`LinearConfig`, without importing torch: a
@@ -549,6 +573,7 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
             f"{where}: encoder.precision {config.encoder.precision!r} is unknown; known: "
             f"{', '.join(ENCODER_PRECISIONS)}"
         )
+    check_encoder_runtime(config.encoder, where)
     top = config.encoder.train_top
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise ConfigError(f"{where}: encoder.train_top must be an integer ≥ 0, found {top!r}")
@@ -556,6 +581,11 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
         raise ConfigError(
             f"{where}: encoder.train_top {top} trains the top layers, which needs precision "
             f"fp32, not {config.encoder.precision}"
+        )
+    if top and config.encoder.runtime != "torch":
+        raise ConfigError(
+            f"{where}: encoder.train_top {top} trains the top layers, which needs runtime torch, "
+            f"not {config.encoder.runtime}"
         )
     if top and int(config.train.get("pairs_per_step", 1)) > 1:
         raise ConfigError(

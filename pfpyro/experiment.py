@@ -137,6 +137,7 @@ def feature_store(config: ExperimentConfig, catalog: Catalog, progress: bool) ->
         cache=FeatureCache(),
         progress=progress,
         precision=config.encoder.precision,
+        runtime=config.encoder.runtime,
     )
     return FeatureStore(
         catalog, encoder, config.data.caps, config.data.cap_seed, config.encoder.train_top

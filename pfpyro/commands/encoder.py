@@ -72,7 +72,7 @@ def run_install(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
-    from pfpyro.encode.encoder import folder_identity, local_model_folder
+    from pfpyro.encode.identity import folder_identity, local_model_folder
     from pfpyro.encode.offline import resolve_encoder_path
     from pfpyro.errors import ConfigError
 

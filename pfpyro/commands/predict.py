@@ -15,6 +15,7 @@ from pathlib import Path
 EPILOG = """example:
   pfpyro predict runs/pf-lr --task ner --lang wo sentences.txt --bma 100 --out wo.ner.tsv
   pfpyro predict runs/pf-lr --task pos --lang yo test.conllu --format conllu
+  pfpyro predict runs/pf-lr --task pos --lang wo one.txt --runtime onnx   # fast start-up
 
 Input formats: text (one sentence per line, words split on spaces; the default), words (one
 word per line in the first column, blank line between sentences), or any corpus format of
@@ -24,6 +25,8 @@ INPUT_FORMATS = ("text", "words", "conllu", "tsv", "wikiann", "masakhaner")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pfpyro.config import ENCODER_RUNTIMES
+
     parser = subparsers.add_parser(
         "predict",
         help="tag a file with a trained model (plug-in or Bayesian model averaging)",
@@ -41,8 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, help="output file (default: standard output)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    parser.add_argument(
+        "--runtime",
+        choices=ENCODER_RUNTIMES,
+        help="what runs the encoder (default: the run's own, from its run.json); onnx: ONNX "
+        "Runtime, exported into the cache once, starts without transformers",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, fast_exit=True)  # see pfpyro.cli.main
 
 
 def read_input(path: Path, fmt: str, task: str, lang: str) -> tuple[list[tuple[str, ...]], list]:
@@ -85,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if posterior.encoder_config is None:
         raise ConfigError(f"{args.run}: no run.json records the encoder of this run")
     posterior.encoder_config = {**posterior.encoder_config, "progress": not args.quiet}
+    if args.runtime is not None:  # a flag given wins over the run's record
+        posterior.encoder_config["runtime"] = args.runtime
     prediction = posterior.predict(args.task, args.lang, words, bma=args.bma)
     lines = []
     for k, sentence in enumerate(prediction.words):

@@ -19,12 +19,11 @@ _HOMES = {
             "FEATURE_KIND",
             "EncodingPlan",
             "WordEncoder",
-            "folder_identity",
-            "local_model_folder",
             "plan_windows",
         ),
         "encoder",
     ),
+    **dict.fromkeys(("folder_identity", "local_model_folder"), "identity"),
     **dict.fromkeys(
         (
             "OFFLINE_ENCODER",

@@ -24,35 +24,45 @@ The number of torch threads is left to torch (one per physical core); the librar
 change that process-wide setting.
 
 Identity. :attr:`WordEncoder.identity` is a sha256 over the model folder's files (weights,
-config, tokenizer); each file's hash is memoised in a sidecar under the pfpyro cache, keyed
-by its size and modification time, so it is computed once per file version.
+config, tokenizer; :mod:`pfpyro.encode.identity`), with the runtime and precision's scheme
+when they are not torch fp32.
 
 Precision. ``precision="int8"`` quantises the encoder's linear layers dynamically (int8
 weights, activations quantised per batch; ``torch.ao.quantization.quantize_dynamic``), on the
 CPU only. Its features differ slightly from fp32's, so its identity differs too and the two
 are cached apart; ``experiments/bench/encode.py`` measures its speed and a probe's accuracy
 on its features against fp32's.
+
+Runtime. ``runtime="onnx"`` runs the same model with ONNX Runtime on the CPU
+(:mod:`pfpyro.encode.onnx_runtime`): exported into the cache on first use, then loaded without
+transformers; its features (fp32, or its own int8) are cached apart from torch's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pfpyro.config import ENCODER_PRECISIONS
+from pfpyro.config import ENCODER_PRECISIONS, ENCODER_RUNTIMES
 from pfpyro.data.sentence import Sentence
 from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
-from pfpyro.encode.offline import cache_root, resolve_encoder_path, sha256_file
+from pfpyro.encode.identity import folder_identity, local_model_folder
+from pfpyro.encode.offline import resolve_encoder_path
+from pfpyro.encode.onnx_runtime import (
+    ONNX_INT8_SCHEME,
+    EncoderMeta,
+    OnnxEncoder,
+    compiled_dir,
+    is_compiled,
+)
 from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
 
@@ -67,9 +77,6 @@ FEATURE_KIND = "first-subword/last-layer/windows-v1"
 
 #: The cache kind of every subword's state at one layer (for a trainable encoder top).
 SUBWORD_KIND = "all-subwords/layer-{layer}/windows-v1"
-
-#: Files of a model folder that make up its identity.
-IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".vocab", ".pt")
 
 Words = Sequence[str]
 
@@ -167,6 +174,15 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
 #: other features.
 INT8_SCHEME = "int8/dynamic/per-channel-symmetric"
 
+#: What enters a features' identity besides the model folder, by (runtime, precision): the
+#: torch fp32 features are the model's own ("" keeps their identity the folder's).
+FEATURE_SCHEMES = {
+    ("torch", "fp32"): "",
+    ("torch", "int8"): INT8_SCHEME,
+    ("onnx", "fp32"): "onnx-fp32",
+    ("onnx", "int8"): ONNX_INT8_SCHEME,
+}
+
 
 def quantized_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` with its linear layers dynamically quantised to int8 (CPU only)."""
@@ -186,65 +202,6 @@ def quantized_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Mod
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
 
 
-# --------------------------------------------------------------------------- identity
-
-
-def local_model_folder(name_or_path: str) -> Path:
-    """The local folder a model name or path loads from (a hub name: its cached snapshot)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    from transformers.utils import cached_file
-
-    try:
-        config = cached_file(name_or_path, "config.json")
-    except OSError as error:
-        raise ConfigError(
-            f"encoder {name_or_path!r}: no local folder or cached model: {error}"
-        ) from None
-    if config is None:
-        raise ConfigError(f"encoder {name_or_path!r}: no config.json found")
-    return Path(config).parent
-
-
-def folder_identity(folder: str | Path, memo_dir: str | Path | None = None) -> str:
-    """sha256 over the names and contents of a model folder's weight, config and tokenizer
-    files. Per-file hashes are memoised in ``memo_dir`` (default ``<cache>/identity``),
-    keyed by size and mtime; a memo that cannot be written is simply not kept."""
-    folder = Path(folder).resolve()
-    memo_dir = Path(memo_dir) if memo_dir is not None else cache_root() / "identity"
-    memo_path = memo_dir / (hashlib.sha256(str(folder).encode()).hexdigest()[:32] + ".json")
-    try:
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        memo = {}
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix in IDENTITY_SUFFIXES
-    )
-    if not files:
-        raise ConfigError(f"{folder}: no model files to identify the encoder by")
-    fresh, digest = {}, hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        stamp = [stat.st_size, stat.st_mtime_ns]
-        old = memo.get(path.name)
-        file_hash = old[2] if isinstance(old, list) and old[:2] == stamp else sha256_file(path)
-        fresh[path.name] = [*stamp, file_hash]
-        digest.update(f"{path.name}\0{file_hash}\n".encode())
-    if fresh != memo:
-        try:
-            memo_dir.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"folder": str(folder), "files": fresh}, indent=1)
-            temp = memo_path.with_suffix(f".tmp{id(fresh)}")
-            temp.write_text(text, encoding="utf-8")
-            temp.replace(memo_path)
-        except OSError:
-            pass
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- encoder
 
 
@@ -260,71 +217,124 @@ class WordEncoder:
         cache: FeatureCache | None = None,
         progress: bool = True,
         precision: str = "fp32",
+        runtime: str = "torch",
     ) -> None:
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
         if precision not in ENCODER_PRECISIONS:
             raise ConfigError(
                 f"encoder precision {precision!r} is unknown; known: "
                 f"{', '.join(ENCODER_PRECISIONS)}"
             )
+        if runtime not in ENCODER_RUNTIMES:
+            raise ConfigError(
+                f"encoder runtime {runtime!r} is unknown; known: {', '.join(ENCODER_RUNTIMES)}"
+            )
         self.precision = precision
-
+        self.runtime = runtime
         self.name = name_or_path
         self.path = resolve_encoder_path(name_or_path)
+        if runtime == "onnx":  # unset means the CPU here: ONNX Runtime runs on nothing else
+            if device is not None and torch.device(device).type != "cpu":
+                raise ConfigError(f"encoder runtime onnx runs on the CPU only, not on {device}")
+            device = "cpu"
         self.device = resolve_device(str(device) if device is not None else None)
         self.batch_size = int(batch_size)
         self.cache = cache
         self.progress = progress
         self.cut_sentences = 0
+        self.max_subwords = int(max_subwords)
+        self.model: torch.nn.Module | None = None  # the torch runtime's model
+        self.session: OnnxEncoder | None = None  # the onnx runtime's session
+        self._identity: str | None = None
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        try:
-            config = AutoConfig.from_pretrained(self.path)
-            limit = int(getattr(config, "max_position_embeddings", 0) or 0)
-            self.max_subwords = int(max_subwords)
-            if limit and self.max_subwords > limit:  # checked before the slow loads
-                raise ConfigError(
-                    f"max_subwords must be at most {limit} for encoder {name_or_path!r}, "
-                    f"got {max_subwords}"
-                )
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            with _transformers_progress(progress):
-                self.model = AutoModel.from_pretrained(self.path, config=config)
-        except OSError as error:
-            raise ConfigError(f"cannot load encoder {name_or_path!r}: {error}") from error
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise ConfigError(f"encoder {name_or_path!r}: a fast (tokenizers) tokenizer is needed")
-        self.model.to(self.device).eval()
-        if precision == "int8":
-            self.model = quantized_int8(self.model, self.device)
-        self.prefix, self.suffix = special_tokens(self.tokenizer)
-        unk = self.tokenizer.unk_token_id
-        self.unk_id = int(unk if unk is not None else (self.suffix or self.prefix or [0])[0])
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = int(pad if pad is not None else 0)
-        model_max = int(getattr(self.tokenizer, "model_max_length", 0) or 0)
-        if 0 < model_max < 1_000_000:
-            limit = min(limit, model_max) if limit else model_max
+        if runtime == "onnx":
+            self.meta = self._load_onnx()
+        else:
+            self.meta = self._load_torch()
+        self.backend = (
+            self.session.backend if self.session is not None else self.tokenizer.backend_tokenizer
+        )
+        self.prefix, self.suffix = self.meta.prefix, self.meta.suffix
+        self.unk_id, self.pad_id = self.meta.unk_id, self.meta.pad_id
+        limit = self.meta.limit
         specials = len(self.prefix) + len(self.suffix)
         if self.max_subwords <= specials or (limit and self.max_subwords > limit):
             raise ConfigError(
                 f"max_subwords must lie in [{specials + 1}, {limit or 'the model limit'}] for "
                 f"encoder {name_or_path!r}, got {max_subwords}"
             )
-        self._identity: str | None = None
+
+    def _load_torch(self) -> EncoderMeta:
+        """Load the transformers model and its fast tokenizer (and quantise for int8)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        try:
+            config = AutoConfig.from_pretrained(self.path)
+            limit = int(getattr(config, "max_position_embeddings", 0) or 0)
+            if limit and self.max_subwords > limit:  # checked before the slow loads
+                raise ConfigError(
+                    f"max_subwords must be at most {limit} for encoder {self.name!r}, "
+                    f"got {self.max_subwords}"
+                )
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            with _transformers_progress(self.progress):
+                self.model = AutoModel.from_pretrained(self.path, config=config)
+        except OSError as error:
+            raise ConfigError(f"cannot load encoder {self.name!r}: {error}") from error
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(f"encoder {self.name!r}: a fast (tokenizers) tokenizer is needed")
+        self.model.to(self.device).eval()
+        if self.precision == "int8":
+            self.model = quantized_int8(self.model, self.device)
+        prefix, suffix = special_tokens(self.tokenizer)
+        unk = self.tokenizer.unk_token_id
+        pad = self.tokenizer.pad_token_id
+        model_max = int(getattr(self.tokenizer, "model_max_length", 0) or 0)
+        if 0 < model_max < 1_000_000:
+            limit = min(limit, model_max) if limit else model_max
+        return EncoderMeta(
+            hidden_size=int(config.hidden_size),
+            num_layers=int(config.num_hidden_layers),
+            limit=limit,
+            prefix=prefix,
+            suffix=suffix,
+            unk_id=int(unk if unk is not None else (suffix or prefix or [0])[0]),
+            pad_id=int(pad if pad is not None else 0),
+        )
+
+    def _load_onnx(self) -> EncoderMeta:
+        """Load the model's ONNX export (:mod:`pfpyro.encode.onnx_runtime`), exporting it from
+        the torch encoder into the cache first if it is not there yet."""
+        source = folder_identity(local_model_folder(self.path))
+        folder = compiled_dir(source, self.precision)
+        if not is_compiled(folder, source, self.precision):
+            from pfpyro.encode.onnx_export import compile_encoder
+
+            torch_encoder = WordEncoder(self.name, device="cpu", max_subwords=self.max_subwords,
+                                        progress=self.progress)  # fmt: skip
+            compile_encoder(torch_encoder.model, torch_encoder.backend, torch_encoder.meta,
+                            folder, source, self.precision, self.progress)  # fmt: skip
+        self.session = OnnxEncoder(folder, torch.get_num_threads())
+        if self.session.meta.limit and self.max_subwords > self.session.meta.limit:
+            raise ConfigError(
+                f"max_subwords must be at most {self.session.meta.limit} for encoder "
+                f"{self.name!r}, got {self.max_subwords}"
+            )
+        return self.session.meta
 
     @property
     def feature_dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        return self.meta.hidden_size
 
     @property
     def identity(self) -> str:
-        """sha256 of the model folder's weights, config and tokenizer files (memoised)."""
+        """sha256 of the model folder's weights, config and tokenizer files (memoised); for
+        int8 or ONNX Runtime, of that and the scheme (their features are cached apart)."""
         if self._identity is None:
             identity = folder_identity(local_model_folder(self.path))
-            if self.precision == "int8":  # other features: cached apart
-                identity = hashlib.sha256(f"{identity}/{INT8_SCHEME}".encode()).hexdigest()
+            scheme = FEATURE_SCHEMES[self.runtime, self.precision]
+            if scheme:
+                identity = hashlib.sha256(f"{identity}/{scheme}".encode()).hexdigest()
             self._identity = identity
         return self._identity
 
@@ -340,7 +350,7 @@ class WordEncoder:
         word_lists = _word_lists(sentences)
         plan = EncodingPlan([len(words) for words in word_lists])
         nonempty = [i for i, words in enumerate(word_lists) if words]
-        backend = self.tokenizer.backend_tokenizer
+        backend = self.backend
         backend.no_padding()  # the wrapper sets these per call; we want whole sentences
         backend.no_truncation()
         encodings = backend.encode_batch(
@@ -404,13 +414,18 @@ class WordEncoder:
 
     @property
     def num_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers)
+        return self.meta.num_layers
 
     def top(self, k: int) -> EncoderTop:
         """A trainable copy of the encoder's last ``k`` layers (:mod:`pfpyro.encode.top`)."""
-        if self.precision != "fp32":
-            raise ConfigError(f"a trainable encoder top needs precision fp32, not {self.precision}")
+        self._need_torch_fp32("a trainable encoder top")
         return EncoderTop.from_model(self.model, k)
+
+    def _need_torch_fp32(self, what: str) -> None:
+        if self.precision != "fp32":
+            raise ConfigError(f"{what} needs precision fp32, not {self.precision}")
+        if self.runtime != "torch":
+            raise ConfigError(f"{what} needs runtime torch, not {self.runtime}")
 
     def encode_subwords(
         self, sentences: Sequence[Words | Sentence], layer: int
@@ -418,6 +433,7 @@ class WordEncoder:
         """Per sentence, the states of all its windows' subwords at ``layer`` (0: embeddings),
         their windows and each word's first subword position (:mod:`pfpyro.encode.top`); the
         states are cached like the features, under their own kind."""
+        self._need_torch_fp32("the states of a lower layer")
         if not 0 <= layer < self.num_layers:
             raise ConfigError(f"layer must lie in [0, {self.num_layers}), got {layer}")
         word_lists = _word_lists(sentences)
@@ -466,6 +482,9 @@ class WordEncoder:
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Last hidden states ``[batch, length, hidden]`` of one batch of model inputs."""
+        if self.session is not None:
+            arrays = {k: v.numpy() for k, v in inputs.items()}
+            return torch.from_numpy(self.session(arrays["input_ids"], arrays["attention_mask"]))
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         output = self.model(**inputs)
         return output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]

