@@ -215,3 +215,19 @@ def test_the_real_encoder_on_onnx_runs_without_transformers(tmp_path: Path) -> N
     words = [["Dëkk", "bi", "dafa", "rafet", "."], ["Hello", "world"]]
     expected = stacked(torch_encoder.encode(words))
     np.testing.assert_allclose(found, expected, atol=2e-3, rtol=0)
+
+
+def test_cli_installs_the_onnx_export_and_info_shows_it(capsys) -> None:
+    """`pfpyro encoder install --onnx fp32` prints the offline folder, then its export's
+    folder, complete; `pfpyro encoder info` names the exports and whether each is made."""
+    from pfpyro.cli import main as cli_main
+    from pfpyro.encode import folder_identity
+    from pfpyro.encode.onnx_runtime import compiled_dir, is_compiled
+
+    assert cli_main(["encoder", "install", "--onnx", "fp32", "--quiet"]) == 0
+    offline, export = capsys.readouterr().out.split()
+    identity = folder_identity(offline)
+    assert Path(export) == compiled_dir(identity, "fp32")
+    assert is_compiled(Path(export), identity, "fp32")
+    assert cli_main(["encoder", "info"]) == 0
+    assert f"onnx fp32:   {export} (exported)" in capsys.readouterr().out

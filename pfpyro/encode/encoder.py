@@ -56,13 +56,7 @@ from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
 from pfpyro.encode.identity import folder_identity, local_model_folder
 from pfpyro.encode.offline import resolve_encoder_path
-from pfpyro.encode.onnx_runtime import (
-    ONNX_INT8_SCHEME,
-    EncoderMeta,
-    OnnxEncoder,
-    compiled_dir,
-    is_compiled,
-)
+from pfpyro.encode.onnx_runtime import ONNX_INT8_SCHEME, EncoderMeta, OnnxEncoder
 from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
 
@@ -305,15 +299,11 @@ class WordEncoder:
     def _load_onnx(self) -> EncoderMeta:
         """Load the model's ONNX export (:mod:`pfpyro.encode.onnx_runtime`), exporting it from
         the torch encoder into the cache first if it is not there yet."""
-        source = folder_identity(local_model_folder(self.path))
-        folder = compiled_dir(source, self.precision)
-        if not is_compiled(folder, source, self.precision):
-            from pfpyro.encode.onnx_export import compile_encoder
+        from pfpyro.encode.onnx_export import ensure_compiled
 
-            torch_encoder = WordEncoder(self.name, device="cpu", max_subwords=self.max_subwords,
-                                        progress=self.progress)  # fmt: skip
-            compile_encoder(torch_encoder.model, torch_encoder.backend, torch_encoder.meta,
-                            folder, source, self.precision, self.progress)  # fmt: skip
+        folder = ensure_compiled(
+            self.path, self.precision, progress=self.progress, max_subwords=self.max_subwords
+        )
         self.session = OnnxEncoder(folder, torch.get_num_threads())
         if self.session.meta.limit and self.max_subwords > self.session.meta.limit:
             raise ConfigError(
