@@ -80,7 +80,7 @@ def run_install(args: argparse.Namespace) -> int:
         from pfpyro.config import EncoderConfig, check_encoder_runtime
 
         check_encoder_runtime(EncoderConfig(runtime="onnx"), "pfpyro encoder install --onnx")
-        from pfpyro.encode.onnx_export import ensure_compiled
+        from pfpyro.encode.encoder import ensure_compiled
 
         for precision in dict.fromkeys(args.onnx):
             print(ensure_compiled(str(folder), precision, args.cache, not args.quiet, args.force))

@@ -46,6 +46,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,7 +57,13 @@ from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
 from pfpyro.encode.identity import folder_identity, local_model_folder
 from pfpyro.encode.offline import resolve_encoder_path
-from pfpyro.encode.onnx_runtime import ONNX_INT8_SCHEME, EncoderMeta, OnnxEncoder
+from pfpyro.encode.onnx_runtime import (
+    ONNX_INT8_SCHEME,
+    EncoderMeta,
+    OnnxEncoder,
+    compiled_dir,
+    is_compiled,
+)
 from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
 
@@ -299,8 +306,6 @@ class WordEncoder:
     def _load_onnx(self) -> EncoderMeta:
         """Load the model's ONNX export (:mod:`pfpyro.encode.onnx_runtime`), exporting it from
         the torch encoder into the cache first if it is not there yet."""
-        from pfpyro.encode.onnx_export import ensure_compiled
-
         folder = ensure_compiled(
             self.path, self.precision, progress=self.progress, max_subwords=self.max_subwords
         )
@@ -518,6 +523,30 @@ class WordEncoder:
             )
 
 
+def ensure_compiled(
+    name_or_path: str,
+    precision: str,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    force: bool = False,
+    max_subwords: int = 250,
+) -> Path:
+    """The encoder's ONNX Runtime export folder (:mod:`pfpyro.encode.onnx_runtime`), exported from
+    the torch encoder first when it is missing or incomplete (or when ``force``)."""
+    from pfpyro.encode.onnx_export import compile_encoder
+
+    identity = folder_identity(local_model_folder(resolve_encoder_path(name_or_path)))
+    folder = compiled_dir(identity, precision, cache_dir)
+    if force or not is_compiled(folder, identity, precision):
+        source = WordEncoder(
+            name_or_path, device="cpu", max_subwords=max_subwords, progress=progress
+        )
+        compile_encoder(
+            source.model, source.backend, source.meta, folder, identity, precision, progress
+        )
+    return folder
+
+
 def subword_layouts(plan: EncodingPlan) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per sentence of ``plan``: the window of each of its subwords (its windows one after
     another) and the position of each word's first subword in that sequence."""
@@ -581,8 +610,7 @@ __all__ = [
     "FEATURE_KIND",
     "EncodingPlan",
     "WordEncoder",
-    "folder_identity",
-    "local_model_folder",
+    "ensure_compiled",
     "plan_windows",
     "special_tokens",
     "subword_layouts",

@@ -26,45 +26,17 @@ from typing import TYPE_CHECKING
 import torch
 
 from pfpyro.encode.built_folder import build_folder
-from pfpyro.encode.identity import folder_identity, local_model_folder
-from pfpyro.encode.offline import resolve_encoder_path
 from pfpyro.encode.onnx_runtime import (
     META_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
     EncoderMeta,
-    compiled_dir,
     compiled_stamp,
-    is_compiled,
 )
 from pfpyro.errors import ConfigError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-
-
-def ensure_compiled(
-    name_or_path: str,
-    precision: str,
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-    force: bool = False,
-    max_subwords: int = 250,
-) -> Path:
-    """The encoder's compiled folder for ONNX Runtime (:func:`compiled_dir`), exported from
-    the torch encoder first when it is missing or incomplete (or when ``force``)."""
-    from pfpyro.encode.encoder import WordEncoder
-
-    identity = folder_identity(local_model_folder(resolve_encoder_path(name_or_path)))
-    folder = compiled_dir(identity, precision, cache_dir)
-    if force or not is_compiled(folder, identity, precision):
-        source = WordEncoder(
-            name_or_path, device="cpu", max_subwords=max_subwords, progress=progress
-        )
-        compile_encoder(
-            source.model, source.backend, source.meta, folder, identity, precision, progress
-        )
-    return folder
 
 
 def compile_encoder(
@@ -189,4 +161,4 @@ def feed_forward_outputs(path: Path) -> list[str]:
     ]
 
 
-__all__ = ["compile_encoder", "ensure_compiled", "feed_forward_outputs"]
+__all__ = ["compile_encoder", "feed_forward_outputs"]
