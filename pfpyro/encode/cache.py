@@ -181,9 +181,10 @@ class FeatureCache:
         lengths: Sequence[int],
         metadata: dict[str, str] | None = None,
     ) -> Path:
-        """Write an entry atomically (temporary file, then rename); returns its path."""
-        from safetensors.numpy import save_file
-
+        """Write an entry atomically (temporary file, then rename; :meth:`streaming`, the one
+        writer of the entry format); returns its path."""
+        if not features:
+            raise PfpyroError("no sentences to store")
         if len(features) != len(lengths) or any(
             np.ndim(a) != 2 or len(a) != n for a, n in zip(features, lengths, strict=True)
         ):
@@ -194,16 +195,9 @@ class FeatureCache:
         dims = {a.shape[1] for a in features}
         if len(dims) > 1:
             raise PfpyroError(f"feature arrays of different widths: {sorted(dims)}")
-        stacked = np.concatenate([np.asarray(a, dtype=np.float16) for a in features])
-        tensors = {
-            "features": np.ascontiguousarray(stacked),
-            "lengths": np.asarray(lengths, dtype=np.int64),
-        }
-        meta = {"pfpyro": __version__, **(metadata or {})}
-        path = self.path(key)
-        with _entry_file(self.dir, key, path) as temp:
-            save_file(tensors, temp, metadata=meta)
-        return path
+        with self.streaming(key, lengths, int(features[0].shape[1]), metadata) as out:
+            out[:] = np.concatenate([np.asarray(a, dtype=np.float16) for a in features])
+        return self.path(key)
 
     @contextlib.contextmanager
     def streaming(

@@ -396,7 +396,7 @@ class WordEncoder:
         if not word_lists:
             return np.zeros((0, self.feature_dim), dtype=np.float16)
         if self.cache is None:
-            return np.concatenate(self._compute(word_lists))
+            return self._compute_flat(word_lists)
         return self.cache.get_or_compute_flat(
             self.identity,
             self.max_subwords,
@@ -486,9 +486,13 @@ class WordEncoder:
 
     def _compute(self, word_lists: list[list[str]]) -> list[np.ndarray]:
         lengths = [len(words) for words in word_lists]
-        features = np.empty((sum(lengths), self.feature_dim), dtype=np.float16)
-        self._fill(word_lists, features)
+        features = self._compute_flat(word_lists)
         return np.split(features, np.cumsum(lengths)[:-1]) if lengths else []
+
+    def _compute_flat(self, word_lists: list[list[str]]) -> np.ndarray:
+        features = np.empty((sum(map(len, word_lists)), self.feature_dim), dtype=np.float16)
+        self._fill(word_lists, features)
+        return features
 
     def _fill(self, word_lists: list[list[str]], features: np.ndarray) -> None:
         """Write the words' features, stacked in order, into ``features`` batch by batch (a
