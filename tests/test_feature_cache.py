@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pfpyro.encode import FeatureCache
+from pfpyro.encode.offline import cache_root
 from pfpyro.errors import PfpyroError
 
 WORDS = [["a", "small", "file"], [], ["of", "three", "sentences", "."]]
@@ -161,7 +162,23 @@ def test_no_sentences_no_entry(cache: FeatureCache) -> None:
 
 def test_default_root_follows_pfpyro_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PFPYRO_CACHE", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert FeatureCache().dir == tmp_path / "elsewhere" / "features"
+
+
+def test_default_root_follows_xdg_cache_home(tmp_path: Path, monkeypatch) -> None:
+    """Without PFPYRO_CACHE the root is $XDG_CACHE_HOME/pfpyro; an empty or relative
+    XDG_CACHE_HOME is ignored (the XDG base-directory rule), leaving ~/.cache/pfpyro."""
+    monkeypatch.delenv("PFPYRO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "pfpyro"
+    assert FeatureCache().dir == tmp_path / "xdg" / "pfpyro" / "features"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for unset in ("", "relative/cache"):
+        monkeypatch.setenv("XDG_CACHE_HOME", unset)
+        assert cache_root() == tmp_path / "home" / ".cache" / "pfpyro"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == tmp_path / "home" / ".cache" / "pfpyro"
 
 
 def test_entries_are_memory_mapped_not_loaded(cache: FeatureCache) -> None:

@@ -9,8 +9,9 @@ EPILOG = """example:
   pfpyro encode experiments/configs/demo.yaml
   pfpyro encode experiments/configs/paper.yaml --data ../shared/data
 
-Features go to the feature cache (PFPYRO_CACHE, else ~/.cache/pfpyro), keyed by the encoder,
-the words and the maximum length, so `pfpyro experiment` and `pfpyro train` find them there."""
+Features go to the feature cache (PFPYRO_CACHE, else $XDG_CACHE_HOME/pfpyro, else
+~/.cache/pfpyro), keyed by the encoder, the words and the maximum length, so
+`pfpyro experiment` and `pfpyro train` find them there."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -47,7 +47,8 @@ class FeatureCache:
     """Features of sentence lists, stored under ``<cache_dir>/features`` (see module notes).
 
     ``cache_dir`` defaults to pfpyro's cache root (``$PFPYRO_CACHE``, else
-    ``~/.cache/pfpyro``). ``hits`` and ``misses`` count :meth:`get_or_compute` outcomes.
+    ``$XDG_CACHE_HOME/pfpyro``, else ``~/.cache/pfpyro``). ``hits`` and ``misses`` count
+    :meth:`get_or_compute` outcomes.
     """
 
     def __init__(self, cache_dir: str | Path | None = None) -> None:

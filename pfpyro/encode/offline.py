@@ -41,9 +41,15 @@ BUILDER_VERSION = 1
 
 
 def cache_root() -> Path:
-    """pfpyro's cache root: ``$PFPYRO_CACHE``, else ``~/.cache/pfpyro``."""
+    """pfpyro's cache root: ``$PFPYRO_CACHE``, else ``$XDG_CACHE_HOME/pfpyro``, else
+    ``~/.cache/pfpyro`` (the XDG base-directory convention; an empty variable counts as
+    unset, and a relative ``XDG_CACHE_HOME`` is ignored, as the specification says)."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pfpyro"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "pfpyro"
 
 
 def offline_encoder_dir(cache_dir: str | Path | None = None) -> Path:
