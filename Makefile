@@ -5,18 +5,39 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pfpyro-installed
 TORCH_PIN ?= torch==2.13.0
+# The exact versions of everything installed (requirements/lock.py; `make lock` refreshes it).
+LOCK := requirements/lock.txt
 
-.PHONY: install demo test test-fast lint format docs bench clean notebooks
+.PHONY: install demo test test-fast lint format docs bench clean notebooks lock check-lock
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --upgrade pip -c $(LOCK)
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -c $(LOCK)
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c $(LOCK)
+	$(BIN)/python requirements/lock.py check
 	$(BIN)/pfpyro encoder install
 	touch $(STAMP)
+
+check-lock: install
+	$(BIN)/python requirements/lock.py check
+
+# A fresh, unconstrained install of pfpyro with every extra (newest versions that setup.cfg
+# allows, torch at its pin) in a throwaway venv, frozen into the lock. Then `make clean test`.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet "$(TORCH_PIN)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip freeze --all \
+		| $(LOCK_VENV)/bin/python requirements/lock.py write > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV) build
+	@echo "$(LOCK) written; run make clean test, then commit it"
 
 demo: install
 	$(BIN)/python experiments/demo.py
@@ -28,13 +49,13 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check pfpyro experiments tests
-	$(BIN)/ruff format --check pfpyro experiments tests
+	$(BIN)/ruff check pfpyro experiments tests requirements
+	$(BIN)/ruff format --check pfpyro experiments tests requirements
 	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff format pfpyro experiments tests
-	$(BIN)/ruff check --fix pfpyro experiments tests
+	$(BIN)/ruff format pfpyro experiments tests requirements
+	$(BIN)/ruff check --fix pfpyro experiments tests requirements
 
 docs: install
 	$(BIN)/mkdocs build --strict
@@ -53,4 +74,4 @@ bench: install
 	$(BIN)/python experiments/bench/predict.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) build dist *.egg-info .pytest_cache

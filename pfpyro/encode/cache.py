@@ -14,6 +14,14 @@ entry by renaming a new file onto it, and nothing should rewrite one in place. `
 room for other features of the same words (all subwords of a lower layer, for a trainable
 encoder top) next to the first-subword ones; such a kind has one row per subword, and says
 how many each sentence has.
+
+A writer's temporary file is ``.<key prefix>.<pid>.<random>.tmp``, held under an exclusive
+``flock`` for as long as the writer lives. A writer killed outright (``kill -9``, a lost
+node) leaves its temporary behind, possibly gigabytes: the first write of a
+:class:`FeatureCache` removes every temporary whose lock is free and whose writer is gone
+(:meth:`FeatureCache.remove_stale_temporaries`), never one a live writer holds, so two
+``pfpyro encode`` processes can share a cache. ``pfpyro cache info`` and ``pfpyro cache
+clean`` show and remove them by hand.
 """
 
 from __future__ import annotations
@@ -23,9 +31,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: a writer's liveness is read from its process id alone
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
@@ -43,6 +59,41 @@ ComputeFn = Callable[[list[list[str]]], list[np.ndarray]]
 FillFn = Callable[[list[list[str]], np.ndarray], None]
 
 
+#: A temporary younger than this whose writer's process is alive may be one whose writer has
+#: not taken its lock yet (the moment between creating and locking it): it is kept.
+CREATION_GRACE_S = 60.0
+#: Temporaries named without a process id were written by a pfpyro that took no lock: they
+#: are stale once older than this.
+UNLOCKED_TEMP_AGE_S = 24 * 3600.0
+
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{16}\.(?:(\d+)\.)?[^.]+\.tmp")
+
+
+@dataclass(frozen=True)
+class Temporary:
+    """A writer's temporary entry file: its size, the writer's process id (None when the
+    name has none) and whether it is stale (its writer is gone)."""
+
+    path: Path
+    size: int
+    pid: int | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What a feature cache holds (``pfpyro cache info``)."""
+
+    dir: Path
+    entries: int
+    entry_bytes: int
+    temporaries: tuple[Temporary, ...]
+
+    @property
+    def stale(self) -> tuple[Temporary, ...]:
+        return tuple(t for t in self.temporaries if t.stale)
+
+
 class FeatureCache:
     """Features of sentence lists, stored under ``<cache_dir>/features`` (see module notes).
 
@@ -56,6 +107,44 @@ class FeatureCache:
         self.dir = root / "features"
         self.hits = 0
         self.misses = 0
+        self._cleaned = False
+
+    def temporaries(self) -> list[Temporary]:
+        """Every writer's temporary file in the cache, stale or not."""
+        if not self.dir.is_dir():
+            return []
+        found = []
+        for path in sorted(self.dir.iterdir()):
+            match = _TEMP_NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            pid = int(match.group(1)) if match.group(1) else None
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+            found.append(Temporary(path, size, pid, _writer_gone(path, pid)))
+        return found
+
+    def remove_stale_temporaries(self) -> list[Temporary]:
+        """Remove the temporaries whose writers are gone; returns them (each logged)."""
+        removed = []
+        for temp in self.temporaries():
+            if temp.stale:
+                temp.path.unlink(missing_ok=True)
+                logger.info("removed %s (%d bytes), left by a writer that died", temp.path,
+                            temp.size)  # fmt: skip
+                removed.append(temp)
+        return removed
+
+    def info(self) -> CacheInfo:
+        """The number and size of the entries and every temporary (``pfpyro cache info``)."""
+        entries = sorted(self.dir.glob("*.safetensors")) if self.dir.is_dir() else []
+        size = 0
+        for path in entries:
+            with contextlib.suppress(FileNotFoundError):
+                size += path.stat().st_size
+        return CacheInfo(self.dir, len(entries), size, tuple(self.temporaries()))
 
     @staticmethod
     def key(
@@ -226,6 +315,10 @@ class FeatureCache:
         text = json.dumps(header, separators=(",", ":")).encode("utf-8")
         text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors does
         path = self.path(key)
+        if not self._cleaned:  # the cache's first write: what killed writers left goes
+            self._cleaned = True
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.remove_stale_temporaries()
         with _entry_file(self.dir, key, path) as temp:
             with open(temp, "wb") as handle:
                 handle.write(len(text).to_bytes(8, "little") + text)
@@ -245,18 +338,59 @@ class FeatureCache:
 
 @contextlib.contextmanager
 def _entry_file(directory: Path, key: str, path: Path) -> Iterator[str]:
-    """A temporary file in ``directory`` that becomes ``path`` when the block ends without an
-    error (then readable as the umask allows), or is removed."""
+    """A temporary file in ``directory``, locked by this writer while it lives, that becomes
+    ``path`` when the block ends without an error (then readable as the umask allows), or is
+    removed."""
     directory.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=directory)
-    os.close(handle)
+    prefix = f".{key[:16]}.{os.getpid()}."
+    handle, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if the writer dies
         yield temp
         os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes owner-only files
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(handle)
+
+
+def _writer_gone(path: Path, pid: int | None) -> bool:
+    """Whether the writer of the temporary ``path`` is gone: its lock is free, and its
+    process has ended (or the file is older than a writer could be without its lock)."""
+    if fcntl is not None:
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        finally:
+            os.close(handle)  # closing releases the probe's lock
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if pid is None:
+        return age > UNLOCKED_TEMP_AGE_S
+    if _process_alive(pid):
+        # Its lock is free: the moment before its writer locked it, or a reused pid.
+        return fcntl is not None and age > CREATION_GRACE_S
+    return True
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _mapped_entry(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -291,4 +425,4 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["DEFAULT_KIND", "FeatureCache"]
+__all__ = ["DEFAULT_KIND", "CacheInfo", "FeatureCache", "Temporary"]

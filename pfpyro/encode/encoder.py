@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +65,7 @@ from pfpyro.encode.onnx_runtime import (
 )
 from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
+from pfpyro.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -451,8 +451,6 @@ class WordEncoder:
     def _compute_subwords(
         self, plan: EncodingPlan, rows: Sequence[int], layer: int
     ) -> list[np.ndarray]:
-        from tqdm.auto import tqdm
-
         starts = np.concatenate([[0], np.cumsum(rows)])
         out = np.empty((int(starts[-1]), self.feature_dim), dtype=np.float16)
         # Where each window's subwords go: right after the earlier windows of its sentence.
@@ -460,8 +458,8 @@ class WordEncoder:
         for k, owner in enumerate(plan.owners):
             offset.append(int(starts[owner]) + filled[owner])
             filled[owner] += len(plan.ids[k])
-        bar = tqdm(total=plan.num_words, unit="word", unit_scale=True, disable=not self.progress,
-                   desc=f"encoding layer {layer}", file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+        bar = progress_bar(total=plan.num_words, unit="word", unit_scale=True,
+                           enabled=self.progress, desc=f"encoding layer {layer}")  # fmt: skip
         with bar, torch.inference_mode():
             for b, members in enumerate(plan.batches):
                 inputs = {
@@ -497,18 +495,11 @@ class WordEncoder:
     def _fill(self, word_lists: list[list[str]], features: np.ndarray) -> None:
         """Write the words' features, stacked in order, into ``features`` batch by batch (a
         cache entry being written, :meth:`FeatureCache.streaming`, or an array)."""
-        from tqdm.auto import tqdm
-
         plan = self.plan(word_lists)
-        bar = tqdm(
-            total=plan.num_words,
-            unit="word",
-            unit_scale=True,
-            desc="encoding",
-            file=sys.stderr,
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
+        bar = progress_bar(
+            total=plan.num_words, unit="word", unit_scale=True, desc="encoding",
+            enabled=self.progress,
+        )  # fmt: skip
         with bar, torch.inference_mode():
             for b in range(len(plan.batches)):
                 hidden = self.forward(plan.batch_inputs(b, self.pad_id))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ import pyro
 import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pfpyro.atomic import atomic_write_text
 from pfpyro.data.batch import PairTensors
@@ -47,6 +45,7 @@ from pfpyro.infer.trainer import pair_name, step_weights
 from pfpyro.model.description import ModelDescription, default_labels, known_task_specs
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.progress import progress_bar
 from pfpyro.run_record import encoder_section
 
 Pair = tuple[str, str]
@@ -315,7 +314,7 @@ def _fit(
         generator = torch.Generator().manual_seed(seed)
         device = factorization.anchor.device
         losses = []
-        for _ in tqdm(range(steps), desc="extend", disable=not progress, file=sys.stderr):
+        for _ in progress_bar(range(steps), desc="extend", enabled=progress):
             pair = pairs[int(torch.randint(len(pairs), (1,), generator=generator))]
             index = torch.randperm(sizes[pair], generator=generator)[:batch_size]
             batch = train[pair].batch(index, device)

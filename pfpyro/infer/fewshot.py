@@ -23,7 +23,6 @@ the ELBO (type-II maximum likelihood), from τ = 0.1.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,7 +32,6 @@ import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
 from torch.nn.functional import softplus
-from tqdm.auto import tqdm
 
 from pfpyro.data.batch import PairTensors, sentence_chunks
 from pfpyro.errors import ConfigError
@@ -43,6 +41,7 @@ from pfpyro.infer.predict import PFPredictor
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 from pfpyro.model.positive import inverse_softplus
+from pfpyro.progress import progress_bar
 
 Pair = tuple[str, str]
 TAU_INIT = 0.1
@@ -151,7 +150,7 @@ def fit_pair(
         torch.manual_seed(settings.seed)
         generator = torch.Generator().manual_seed(settings.seed)
         steps = range(settings.steps)
-        for _ in tqdm(steps, desc="few-shot", disable=not progress, file=sys.stderr):
+        for _ in progress_bar(steps, desc="few-shot", enabled=progress):
             index = torch.randperm(len(data), generator=generator)[: settings.batch_size]
             batch = data.batch(index, device)
             optimiser.zero_grad()

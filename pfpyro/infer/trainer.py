@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,6 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor
 from torch.nn.functional import softplus
-from tqdm.auto import tqdm
 
 from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairsBatch, PairTensors, feature_moments
@@ -86,6 +84,7 @@ from pfpyro.model.factorization import (
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 from pfpyro.model.kl import kl_lowrank_to_standard
 from pfpyro.predictor import token_accuracy
+from pfpyro.progress import progress_bar
 
 Pair = tuple[str, str]
 
@@ -551,13 +550,11 @@ class _Run:
         ) as logger:
             event = "resume" if self.resumed else "start"
             logger.log("event", self.step, event=event, device=str(self.device))
-            bar = tqdm(
+            bar = progress_bar(
                 total=config.max_steps,
                 initial=min(self.step, config.max_steps),
-                disable=not config.progress,
-                file=sys.stderr,
+                enabled=config.progress,
                 desc="svi",
-                dynamic_ncols=True,
             )
             try:
                 while self.step < config.max_steps and not state["stopped"]:
