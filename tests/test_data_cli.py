@@ -66,6 +66,23 @@ def test_summary_prints_counts_by_role_and_absent_pairs(tmp_path, capsys):
     assert row(out, "ner", "b")[:6] == ["ner", "b", "tsv", "3", "-", "2"]
     assert row(out, "ner", "c") == ["ner", "c", "absent", "no", "NER", "corpus", "for", "c"]
     assert out[-1].startswith("5 present pairs, 1 absent (ner/c)")
+    assert out[-2] == (
+        "words with FORM '_' inside a multiword token, read as the token's surface form: 0 (none)"
+    )
+
+
+def test_summary_counts_words_read_as_their_multiword_tokens_form(tmp_path, capsys):
+    root, catalog = small_world(tmp_path)
+    token = "1-2\tab\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    words = "".join(f"{i}\t_\tw\tNOUN\t_\t_\t0\troot\t_\t_\n" for i in (1, 2))
+    (root / "b.conllu").write_text((token + words + "\n") * 3, encoding="utf-8")
+    code, out, _ = run_cli(capsys, "summary", "--data", str(root), "--catalog", str(catalog))
+    assert code == 0
+    # b.conllu is pos/a's dev file and pos/b's test (which trains pos/b when seen): one file
+    assert out[-2] == (
+        "words with FORM '_' inside a multiword token, read as the token's surface form: 6 "
+        "(pos/a dev 6, pos/b test 6, pos/b train 6)"
+    )
 
 
 def test_summary_of_a_corrupt_file_is_one_line_and_exit_2(tmp_path, capsys):
@@ -99,6 +116,9 @@ def test_summary_of_the_real_data(capsys):
     assert row(out, "pos", "yue")[:6] == ["pos", "yue", "conllu", "1004*", "-", "1004"]
     assert row(out, "ner", "th")[2] == "absent"
     assert out[-1].startswith("65 present pairs, 3 absent (ner/myv ner/sme ner/th)")
+    assert out[-2].endswith(
+        "surface form: 123 (pos/kk test 1, pos/kmr test 62, pos/myv test 60, pos/myv train 60)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

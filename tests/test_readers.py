@@ -57,6 +57,47 @@ def raises_at(path: Path, line: int | None, fmt: str, task: str) -> DataFormatEr
     return error
 
 
+#: Erzya-JR and Kurmanji-MG style: the words inside a multiword token have FORM "_"; an
+#: underscore outside any token (Uyghur-UDT style) is real punctuation.
+CONLLU_MWT = """\
+# sent_id = m1
+1-2\tdarîyê\t_\t_\t_\t_\t_\t_\t_\t_
+1\t_\tder\tADP\t_\t_\t3\tcase\t_\t_
+2\t_\tî\tDET\t_\t_\t3\tdet\t_\t_
+3\tmal\tmal\tNOUN\t_\t_\t0\troot\t_\t_
+4\t_\t_\tPUNCT\t_\t_\t3\tpunct\t_\t_
+5-6\t_\t_\t_\t_\t_\t_\t_\t_\t_
+5\t_\tx\tPUNCT\t_\t_\t3\tpunct\t_\t_
+6\tnav\tnav\tNOUN\t_\t_\t3\tobl\t_\t_
+7-8\tImHaus\t_\t_\t_\t_\t_\t_\t_\t_
+7\tIm\tin\tADP\t_\t_\t8\tcase\t_\t_
+8\t_\tHaus\tNOUN\t_\t_\t3\tobl\t_\t_
+9\t_\t_\tPUNCT\t_\t_\t3\tpunct\t_\t_
+
+"""
+
+
+def test_conllu_words_without_a_form_inside_a_multiword_token_read_its_surface(tmp_path):
+    (sentence,) = read(write(tmp_path, "mwt.conllu", CONLLU_MWT), "conllu", "pos")
+    assert sentence.words == (
+        "darîyê", "darîyê",  # both words of the token 1-2 read as its surface form
+        "mal",
+        "_",  # outside any token: a real underscore
+        "_",  # inside a token whose own form is "_": nothing better to read
+        "nav",
+        "Im", "ImHaus",  # a word with its own form keeps it; the one without takes the token's
+        "_",  # after the token 7-8 has ended
+    )  # fmt: skip
+    assert sentence.labels[:4] == ("ADP", "DET", "NOUN", "PUNCT")
+    assert sentence.surface_words == 3
+
+
+def test_conllu_without_multiword_gaps_counts_none(tmp_path):
+    sentences = read(write(tmp_path, "plain.conllu", CONLLU), "conllu", "pos")
+    assert [s.surface_words for s in sentences] == [0, 0]
+    assert sentences[0].words[:2] == ("In", "dem")
+
+
 # ---------------------------------------------------------------------------------------------
 # What each format reads
 

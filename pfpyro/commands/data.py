@@ -160,7 +160,8 @@ def _load(ns: argparse.Namespace) -> Catalog:
 def run_summary(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     catalog = _load(ns)
-    counted: dict[tuple, int] = {}  # a file read for two roles is read once
+    counted: dict[tuple, tuple[int, int]] = {}  # a file read for two roles is read once
+    surfaced: dict[str, int] = {}  # "task/lang split": words read as their token's form
 
     def count(task: str, lang: str, split: str, role: str) -> int | None:
         entry = catalog.entry(task, lang)
@@ -169,8 +170,12 @@ def run_summary(ns: argparse.Namespace, out: TextIO | None = None) -> int:
             return None
         key = (files, entry.format, split if entry.format == "bio" else "")
         if key not in counted:
-            counted[key] = len(catalog.sentences(task, lang, split, role))
-        return counted[key]
+            sentences = catalog.sentences(task, lang, split, role)
+            counted[key] = (len(sentences), sum(s.surface_words for s in sentences))
+        sentences, surface = counted[key]
+        if surface:
+            surfaced[f"{task}/{lang} {split}"] = surface
+        return sentences
 
     print(f"catalog {catalog.path}", file=out)
     print(f"data    {catalog.data_root}", file=out)
@@ -202,6 +207,12 @@ def run_summary(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     print("-" * len(header), file=out)
     for task, (train, dev, test, pairs) in sorted(totals.items()):
         print(f"{task:{tw}}  {pairs:>2} pairs {'':6}  {train:>7}  {dev:>7}  {test:>7}", file=out)
+    listed = ", ".join(f"{where} {n}" for where, n in sorted(surfaced.items())) or "none"
+    print(
+        f"words with FORM '_' inside a multiword token, read as the token's surface form: "
+        f"{sum(surface for _, surface in counted.values())} ({listed})",
+        file=out,
+    )
     absent = catalog.absent_pairs()
     print(
         f"{len(catalog.pairs())} present pairs, {len(absent)} absent "

@@ -5,6 +5,10 @@ One dispatch, :func:`read_sentences`, reads a file in one of the :data:`FORMATS`
 ``conllu``
     Universal Dependencies CoNLL-U; FORM of each word and the field the task's description
     names (:attr:`~pfpyro.data.tasks.TaskSpec.conllu`): UPOS, or DEPREL without its subtype.
+    Some treebanks (Erzya-JR, Kurmanji-MG) give the syntactic words inside a multiword token
+    no form of their own (FORM ``_``); such a word is read as the token's surface form,
+    shared by its words, as UD's tools align them. A FORM ``_`` outside any multiword token
+    is a real underscore (Uyghur-UDT's punctuation) and is kept.
 ``tsv``
     ``token<TAB>tag``, blank line between sentences: XTREME's udpos files (POS) and its PAN-X
     files ``{train,dev}-<lang>.tsv`` (NER); any task.
@@ -169,6 +173,7 @@ def _parse_conllu(path: str, text: str, task: str, lang: str, split: str) -> lis
         words: list[str] = []
         tags: list[str] = []
         first = 0
+        token_end, token_form, surface = 0, "", 0  # the multiword token being read
         for offset, line in enumerate(block):
             if line[0] == "#":
                 continue
@@ -180,11 +185,16 @@ def _parse_conllu(path: str, text: str, task: str, lang: str, split: str) -> lis
                 )
             word_id = cols[0]
             if not (word_id.isascii() and word_id.isdigit()):
-                _check_skipped_id(path, number, word_id)
+                parsed = _check_skipped_id(path, number, word_id)
+                if parsed[1] == "-":  # a multiword token n-m: its words follow
+                    token_end, token_form = int(parsed[2]), cols[1]
                 continue
             if int(word_id) != len(words) + 1:
                 raise DataFormatError(path, number, f"word ID {len(words) + 1}", word_id)
             form, tag = cols[1], cols[column]
+            if form == "_" and int(word_id) <= token_end and token_form not in ("", "_"):
+                form = token_form
+                surface += 1
             if field_name == "deprel":
                 tag = tag.split(":", 1)[0]
             if not form:
@@ -197,18 +207,22 @@ def _parse_conllu(path: str, text: str, task: str, lang: str, split: str) -> lis
             tags.append(tag)
         if not words:
             raise DataFormatError(path, start, "word lines after the comments", block[-1])
-        sentences.append(Sentence(tuple(words), tuple(tags), task, lang, split, path, first))
+        sentences.append(
+            Sentence(tuple(words), tuple(tags), task, lang, split, path, first, surface)
+        )
     return sentences
 
 
-def _check_skipped_id(path: str, number: int, word_id: str) -> None:
-    """A non-integer ID must be a multiword-token range ``n-m`` or an empty node ``n.m``."""
+def _check_skipped_id(path: str, number: int, word_id: str) -> tuple:
+    """A non-integer ID must be a multiword-token range ``n-m`` or an empty node ``n.m``;
+    returns it parsed, ``(n, "-", m)`` or ``(n, ".", m)``."""
     try:
         parsed = parse_id_value(word_id)
     except ParseException:
         parsed = None
     if not isinstance(parsed, tuple):
         raise DataFormatError(path, number, "a CoNLL-U word ID (n, n-m or n.m)", word_id)
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------
