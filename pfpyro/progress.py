@@ -50,8 +50,9 @@ class LineWriter:
         self.stream.flush()
 
 
-def is_terminal(stream: IO[str]) -> bool:
-    isatty = getattr(stream, "isatty", None)
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    """Whether ``stream`` (standard error by default) is a terminal."""
+    isatty = getattr(sys.stderr if stream is None else stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream

@@ -162,10 +162,19 @@ def test_windows_match_encoding_their_words_alone(fresh: WordEncoder) -> None:
         )
 
 
-def test_a_quiet_encoder_shows_no_progress_bar_of_transformers(offline_dir: Path, capfd) -> None:
+def test_transformers_progress_bar_only_on_a_terminal_and_not_quiet(
+    offline_dir: Path, capfd, monkeypatch
+) -> None:
+    """transformers' "Loading weights" bar redraws with carriage returns: it shows on a
+    terminal unless quiet, and never in a log (standard error here is captured, no TTY)."""
     from transformers.utils import logging as hf_logging
 
+    from pfpyro.encode import encoder as encoder_module
+
     before = hf_logging.is_progress_bar_enabled()
+    WordEncoder(OFFLINE_ENCODER, progress=True)  # not a terminal
+    assert "Loading weights" not in capfd.readouterr().err
+    monkeypatch.setattr(encoder_module, "is_terminal", lambda stream=None: True)
     WordEncoder(OFFLINE_ENCODER, progress=False)
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled() == before  # the global setting is restored

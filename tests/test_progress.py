@@ -58,3 +58,27 @@ def test_the_line_writer_drops_redraw_codes_and_repeats():
     writer.write("\x1b[A\ra  10%   ")
     writer.write("\ra  20%\n")
     assert log.getvalue() == "a  10%\na  20%\n"
+
+
+def test_training_and_encoding_write_no_carriage_returns_to_a_log(capfd, tmp_path):
+    """What `make demo > log` shows: the SVI bar and the encoder's bars (and transformers'
+    own) as whole lines. Standard error is captured here, not a terminal."""
+    from conftest import run_settings
+
+    from pfpyro.encode import WordEncoder
+    from pfpyro.encode.offline import OFFLINE_ENCODER
+    from pfpyro.infer import train
+    from pfpyro.testing.synthetic import make_world
+
+    world = make_world(2, 2, latent_dim=2, seed=0)
+    pairs = world.pairs()
+    config = run_settings(latent_dim=2, batch_size=8, max_steps=40, eval_every=10, log_every=5,
+                          progress=True)  # fmt: skip
+    train({p: world.train[p] for p in pairs}, {p: world.dev[p] for p in pairs}, **config,
+          out_dir=tmp_path / "run", num_classes=world.num_classes)  # fmt: skip
+    encoder = WordEncoder(OFFLINE_ENCODER, progress=True)
+    encoder.encode([["a", "few", "words"], ["and", "more"]])
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    assert any(line.startswith("svi:") and "40/40" in line for line in err.splitlines())
+    assert any(line.startswith("encoding:") for line in err.splitlines())

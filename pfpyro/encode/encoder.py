@@ -65,7 +65,7 @@ from pfpyro.encode.onnx_runtime import (
 )
 from pfpyro.encode.top import EncoderTop, SentenceSubwords
 from pfpyro.errors import ConfigError, PfpyroError
-from pfpyro.progress import progress_bar
+from pfpyro.progress import is_terminal, progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,8 @@ class WordEncoder:
                     f"got {self.max_subwords}"
                 )
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-            with _transformers_progress(self.progress):
+            # transformers' bar redraws with carriage returns: on a terminal only.
+            with _transformers_progress(self.progress and is_terminal()):
                 self.model = AutoModel.from_pretrained(self.path, config=config)
         except OSError as error:
             raise ConfigError(f"cannot load encoder {self.name!r}: {error}") from error

@@ -570,15 +570,17 @@ class _Run:
                     if self.step % config.log_every == 0 or last:
                         record = logger.log("train", self.step, **self.train_record(pairs))
                         self.history.append(record)
-                        bar.set_postfix(
-                            elbo=f"{record['elbo']:.4g}", best=_fmt(state["best_score"])
-                        )
+                        bar.set_postfix(  # shown at the bar's next redraw, not one more
+                            elbo=f"{record['elbo']:.4g}", best=_fmt(state["best_score"]),
+                            refresh=False,
+                        )  # fmt: skip
                     if self.dev and (self.step % config.eval_every == 0 or last):
                         record = logger.log("eval", self.step, **self.evaluate())
                         self.history.append(record)
                         bar.set_postfix(
-                            dev=_fmt(record["dev_score"]), best=_fmt(state["best_score"])
-                        )
+                            dev=_fmt(record["dev_score"]), best=_fmt(state["best_score"]),
+                            refresh=False,
+                        )  # fmt: skip
                         self.save()
                 if state["stopped"]:
                     logger.log("event", self.step, event="early_stop", best_step=state["best_step"])
