@@ -93,6 +93,23 @@ def test_a_live_writers_temporary_is_kept_and_its_entry_completes(tmp_path):
     np.testing.assert_array_equal(flat[:, 0], [1, 1, 2, 2, 2])
 
 
+def test_a_killed_writer_not_yet_reaped_is_gone(tmp_path):
+    """Killed but not yet waited for by its parent (a zombie, as right after `kill -9` in a
+    shell): its lock is free and its process does not run, so its temporary is stale."""
+    root = tmp_path / "cache"
+    writer, _ = start_writer(root, tmp_path)
+    os.kill(writer.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        (temp,) = FeatureCache(root).temporaries()
+        assert temp.stale
+    finally:
+        writer.wait()
+
+
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()

@@ -384,13 +384,19 @@ def _writer_gone(path: Path, pid: int | None) -> bool:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a zombie (killed, not yet reaped by its parent) does
+    not, although it still has its pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it ended meanwhile
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _mapped_entry(path: Path) -> tuple[np.ndarray, np.ndarray]:
