@@ -17,11 +17,11 @@ from pfpyro.baselines.uriel import (
 from pfpyro.data.catalog import LanguageInfo, LanguageTable, shipped_languages
 from pfpyro.errors import ConfigError
 
-# The brief's 34 codes: the paper's 33 targets and English.
+# The project's 40 codes: the paper's 33 targets, English and the six bridge languages.
 PROJECT_LANGS = (
     "aii", "am", "ar", "bm", "cy", "et", "eu", "fi", "fo", "gl", "gun", "he", "hsb", "hu",
     "hy", "id", "kk", "kmr", "ko", "kpv", "mt", "myv", "sme", "ta", "te", "th", "tl", "tr",
-    "ug", "vi", "wo", "yo", "yue", "en",
+    "ug", "vi", "wo", "yo", "yue", "en", "bg", "de", "el", "fa", "ja", "ro",
 )  # fmt: skip
 
 
