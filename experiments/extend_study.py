@@ -34,11 +34,11 @@ import pandas as pd
 
 from pfpyro.config import ExperimentConfig, ModelConfig, load_config
 from pfpyro.data.catalog import Catalog
+from pfpyro.encode.store import FeatureStore
 from pfpyro.evaluate import headline_metric, score_pair
-from pfpyro.experiment import build_partitions, feature_store, load_catalog
-from pfpyro.features import FeatureStore
 from pfpyro.infer import PFPredictor, train
 from pfpyro.infer.extend import extend
+from pfpyro.pipeline.setup import build_partitions, feature_store, load_catalog
 
 SEEN, TARGET = "pos", "ner"
 

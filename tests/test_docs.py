@@ -38,10 +38,10 @@ from pfpyro.cli import main as pfpyro_main
 from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.errors import CheckpointError
-from pfpyro.experiment import build_partitions
 from pfpyro.infer import train
 from pfpyro.model import registry
 from pfpyro.model.heads import SoftmaxHead
+from pfpyro.pipeline.setup import build_partitions
 from pfpyro.report import format_cell
 from pfpyro.testing.synthetic import make_world
 
@@ -435,7 +435,7 @@ def test_paper_config_loads_and_partitions(catalog):
 
 
 def test_table2_subset_configs(tmp_path, data_root):
-    from pfpyro.baselines.uriel import language_family
+    from pfpyro.data.uriel import language_family
 
     example = load_example("table2_subsets")
     base = ROOT / "experiments" / "configs" / "demo.yaml"
@@ -506,7 +506,7 @@ def test_own_corpora_catalog_and_config(monkeypatch, capsys):
     ((_, partition),) = build_partitions(config, catalog.pairs(), config.data.languages)
     assert partition.heldout == (("ner", "de"),)
     # German is unknown to the shipped catalog: its URIEL code comes from this catalog's table
-    from pfpyro.baselines.uriel import lang2vec_code, language_family
+    from pfpyro.data.uriel import lang2vec_code, language_family
 
     assert lang2vec_code("de", catalog.language_table) == "deu"
     assert language_family("de", catalog.language_table) == language_family("en")

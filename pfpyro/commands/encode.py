@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)  # before the heavy imports: a typo fails at once
 
-    from pfpyro.experiment import prepare, source_tensors
+    from pfpyro.pipeline.fit import source_tensors
+    from pfpyro.pipeline.setup import prepare
 
     with tempfile.TemporaryDirectory() as scratch:
         setup = prepare(config, Path(scratch), data=args.data, progress=not args.quiet)

@@ -21,10 +21,15 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from pfpyro.predictor import token_entropy
-
 NLL_FLOOR = 1e-12
 """Probabilities are floored here before the log, so one zero cannot make the NLL infinite."""
+
+
+def token_entropy(probs: Tensor | np.ndarray) -> Tensor:
+    """``-sum p ln p`` over the last dimension, with ``0 ln 0 = 0``, in float64; shape
+    ``probs.shape[:-1]``."""
+    p = torch.as_tensor(probs).detach().to(dtype=torch.float64)
+    return -torch.special.xlogy(p, p).sum(-1)
 
 
 def _as_float64(probs: Tensor | np.ndarray) -> Tensor:
@@ -144,5 +149,5 @@ def expected_calibration_error(
     mask: Tensor | np.ndarray,
     n_bins: int = 15,
 ) -> float:
-    """ECE with ``n_bins`` equal-width confidence bins (15 by default, as DESIGN §7 fixes)."""
+    """ECE with ``n_bins`` equal-width confidence bins (15 by default: docs/design.md §7)."""
     return reliability_diagram(probs, gold, mask, n_bins).ece

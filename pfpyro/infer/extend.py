@@ -9,9 +9,9 @@ any held-out pair (plug-in or model averaging). A new task works the same way th
 q(t_new), for hypernetworks whose output the task fits (the paper's shared, padded layout).
 
 Held fixed, bit for bit: the hypernetwork and every known task's and language's guide
-parameters. A guide keeps its per-language parameters in attributes named ``l_*`` and its
-per-task ones in ``t_*`` (the built-in guides do, :mod:`pfpyro.model.guides`); only the new
-rows of those are trained.
+parameters. A guide says which of its parameters are per-language and per-task tables
+(:meth:`~pfpyro.model.guides.FactorizationGuide.indexed_by`); only the new rows of
+those are trained.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from pfpyro.atomic import atomic_write_text
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair, pair_name
 from pfpyro.errors import CheckpointError, ConfigError
 from pfpyro.infer.checkpoint import (
     load_model_json,
@@ -43,13 +44,13 @@ from pfpyro.infer.checkpoint import (
     save_model_json,
     snapshot,
 )
-from pfpyro.infer.trainer import pair_name, step_weights
+from pfpyro.infer.trainer import step_weights
+from pfpyro.model.capabilities import declares
 from pfpyro.model.description import ModelDescription, default_labels, known_task_specs
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.model.registry import lookup
 from pfpyro.run_record import encoder_section
-
-Pair = tuple[str, str]
 
 
 @dataclass
@@ -83,7 +84,9 @@ def new_latents(
             "every pair's task and language are already in the model: nothing to extend "
             "(to learn from more data of known languages, train again)"
         )
-    if new_tasks and description.hypernet.name != "shared":
+    if new_tasks and not declares(
+        lookup("hypernet", description.hypernet.name), "accepts_new_tasks"
+    ):
         raise ConfigError(
             f"a new task ({', '.join(new_tasks)}) needs output columns of its own in a "
             f"{description.hypernet.name!r} hypernetwork, which extension cannot add; only the "
@@ -129,15 +132,11 @@ def _row_map(old: Sequence[str], new: Sequence[str]) -> tuple[Tensor, Tensor]:
     )
 
 
-def _indexed_by(name: str) -> str | None:
-    """ "langs" for a guide's per-language parameter (``guide.l_*``), "tasks" for a per-task
-    one (``guide.t_*``), None for the rest."""
-    short = name.split(".", 1)[-1]
-    if name.startswith("guide.") and short.startswith("l_"):
-        return "langs"
-    if name.startswith("guide.") and short.startswith("t_"):
-        return "tasks"
-    return None
+def _indexed_by(name: str, guide: FactorizationGuide) -> str | None:
+    """ "langs" for a guide's per-language table, "tasks" for a per-task one (as the guide
+    declares them), None for the rest."""
+    owner, _, short = name.partition(".")
+    return guide.indexed_by(short) if owner == "guide" else None
 
 
 def extend(
@@ -185,10 +184,10 @@ def extend(
         pyro.set_rng_seed(seed)
         factorization, guide = extended.build()
         params = named_params(factorization, guide)
-        trained, masks = _copy_known(params, old, description, extended)
+        trained, masks = _copy_known(params, old, description, extended, guide)
         settings = (steps, batch_size, lr, num_particles, seed, progress)
         losses = _fit(factorization, guide, train, params, trained, masks, *settings)
-        _check_unchanged(params, old, description, extended)
+        _check_unchanged(params, old, description, extended, guide)
         final = snapshot(params)
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +236,7 @@ def _copy_known(
     old: dict[str, Tensor],
     description: ModelDescription,
     extended: ModelDescription,
+    guide: FactorizationGuide,
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     """Copy every known value into the extended model; returns the tensors to train (the
     guide's per-language and per-task tables) and, for each, the mask of its new rows."""
@@ -245,7 +245,7 @@ def _copy_known(
         for name, value in params.items():
             if name not in old:
                 raise CheckpointError(f"the extended model has a parameter {name} the run lacks")
-            axis = _indexed_by(name)
+            axis = _indexed_by(name, guide)
             if axis is None:
                 if value.shape != old[name].shape:
                     raise CheckpointError(
@@ -346,10 +346,11 @@ def _check_unchanged(
     old: dict[str, Tensor],
     description: ModelDescription,
     extended: ModelDescription,
+    guide: FactorizationGuide,
 ) -> None:
     """Every known value is still exactly what the run had (a guard, not a hope)."""
     for name, value in params.items():
-        axis = _indexed_by(name)
+        axis = _indexed_by(name, guide)
         if axis is None:
             same = torch.equal(value.detach().cpu(), old[name])
         else:

@@ -91,9 +91,10 @@ class TaskBlockedHyperNetwork(PyroModule):
     correction to it whose strength ``offset_scale`` (and the decay on g) sets.
     """
 
-    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor
-    #: (a step over several pairs needs a shared output; see ``model_pairs``).
+    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor:
+    #: no step over several pairs (``model_pairs``), no new task by extension.
     task_blocked = True
+    supports_pairs_per_step = False
 
     def __init__(
         self,
@@ -128,11 +129,8 @@ class TaskBlockedHyperNetwork(PyroModule):
         return mean, nn.functional.softplus(self.variance[task](hidden))
 
 
-# -- the registered layouts (factories: latent_dim, per-task θ widths, named arguments) --------
-
-#: The registered layouts that generate each task's θ apart (a :class:`TaskBlockedHyperNetwork`),
-#: so that a config can be checked before any work for what they cannot do.
-TASK_BLOCKED_HYPERNETS: tuple[str, ...] = ("blocked", "residual")
+# -- the registered layouts (latent_dim, per-task θ widths, named arguments) -------------------
+# Each is a class, so that what it can do is declared on it (pfpyro.model.capabilities).
 
 
 def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...]:
@@ -145,47 +143,54 @@ def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...
 
 
 @register("hypernet", "shared")
-def shared_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-) -> HyperNetwork:
+class SharedHyperNetwork(HyperNetwork):
     """The paper's layout: one output, as wide as the widest task's θ, shared by every task
     (a task with fewer labels uses the first columns)."""
-    return HyperNetwork(
-        latent_dim, max(out_dims), _checked(hidden_dims, init_variance), init_variance
-    )
+
+    #: A new task uses the first columns of the shared output: ``pfpyro extend`` can add one.
+    accepts_new_tasks = True
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dims: Sequence[int],
+        hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+        init_variance: float = 1e-3,
+    ) -> None:
+        hidden = _checked(hidden_dims, init_variance)
+        super().__init__(latent_dim, max(out_dims), hidden, init_variance)
 
 
 @register("hypernet", "blocked")
-def blocked_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-) -> TaskBlockedHyperNetwork:
+class BlockedHyperNetwork(TaskBlockedHyperNetwork):
     """One output block per task, no shared slots (:class:`TaskBlockedHyperNetwork`)."""
-    hidden = _checked(hidden_dims, init_variance)
-    return TaskBlockedHyperNetwork(latent_dim, out_dims, hidden, init_variance)
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dims: Sequence[int],
+        hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+        init_variance: float = 1e-3,
+    ) -> None:
+        hidden = _checked(hidden_dims, init_variance)
+        super().__init__(latent_dim, out_dims, hidden, init_variance)
 
 
 @register("hypernet", "residual")
-def residual_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-    offset_scale: float = 1.0,
-) -> TaskBlockedHyperNetwork:
+class ResidualHyperNetwork(TaskBlockedHyperNetwork):
     """Per-task base classifiers plus a language-dependent offset scaled by ``offset_scale``."""
-    if not offset_scale > 0:
-        raise ConfigError(f"offset_scale must be positive, got {offset_scale}")
-    return TaskBlockedHyperNetwork(
-        latent_dim,
-        out_dims,
-        _checked(hidden_dims, init_variance),
-        init_variance,
-        base=True,
-        offset_scale=offset_scale,
-    )
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dims: Sequence[int],
+        hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
+        init_variance: float = 1e-3,
+        offset_scale: float = 1.0,
+    ) -> None:
+        if not offset_scale > 0:
+            raise ConfigError(f"offset_scale must be positive, got {offset_scale}")
+        hidden = _checked(hidden_dims, init_variance)
+        super().__init__(
+            latent_dim, out_dims, hidden, init_variance, base=True, offset_scale=offset_scale
+        )

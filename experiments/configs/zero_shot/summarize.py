@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pfpyro.config import config_from_dict
-from pfpyro.experiment import write_reports
+from pfpyro.pipeline.grid import write_reports
 
 HELDOUT = [("pos", "accuracy"), ("ner", "span_f1"), ("ner", "span_f1_valid")]
 

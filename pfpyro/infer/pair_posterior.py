@@ -36,6 +36,7 @@ from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
 from pfpyro.data.batch import PairTensors, sentence_chunks
+from pfpyro.data.pairs import Pair
 from pfpyro.errors import ConfigError
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.extend import only_training
@@ -44,7 +45,6 @@ from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 from pfpyro.model.positive import inverse_softplus
 
-Pair = tuple[str, str]
 TAU_INIT = 0.1
 
 
