@@ -44,12 +44,21 @@ def register_baseline(name: str) -> Callable[[type], type]:
 
     def decorate(cls: type) -> type:
         old = BASELINES.get(name)
-        if old is not None and old is not cls:
+        if old is not None and _defined_at(old) != _defined_at(cls):  # not a re-import
             raise ConfigError(f"baseline {name!r} is already registered ({old.__qualname__})")
         BASELINES[name] = cls
         return cls
 
     return decorate
+
+
+def _defined_at(cls: type) -> str:
+    """A class's file and qualified name (a module loaded twice still defines the same)."""
+    try:
+        where = inspect.getfile(cls)
+    except TypeError:
+        where = cls.__module__
+    return f"{where}:{cls.__qualname__}"
 
 
 def baseline_class(name: str) -> type:

@@ -19,8 +19,9 @@ from typing import Literal
 from torch import Tensor
 
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
-from pfpyro.baselines.ns import Pair, pair_seed
+from pfpyro.baselines.ns import pair_seed
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.tasks import label_set, task_spec
 from pfpyro.encode.top import EncoderTop

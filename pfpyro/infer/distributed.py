@@ -95,16 +95,9 @@ class SVIModule(lightning.LightningModule):
         self.elbo = make_elbo(config)
 
     def training_step(self, batch: tuple[Tensor, PairTensors], batch_idx: int) -> Tensor:
-        pair, data = batch
-        task, lang = self.pairs[int(pair)]
-        args, kwargs = pair_arguments(
-            task,
-            lang,
-            data,
-            pair_size=self.sizes[task, lang],
-            kl_weight=self.kl_weight,
-            pair_weight=self.pair_weights[task, lang],
-        )
+        index, data = batch
+        pair = self.pairs[int(index)]
+        args, kwargs = pair_arguments(pair, data, self.sizes, self.pair_weights, self.kl_weight)
         loss = self.elbo.differentiable_loss(self.factorization, self.guide, *args, **kwargs)
         self.log("elbo", -loss.detach(), prog_bar=True, on_step=True, sync_dist=False)
         return loss

@@ -132,11 +132,23 @@ def _row_map(old: Sequence[str], new: Sequence[str]) -> tuple[Tensor, Tensor]:
     )
 
 
-def _indexed_by(name: str, guide: FactorizationGuide) -> str | None:
-    """ "langs" for a guide's per-language table, "tasks" for a per-task one (as the guide
-    declares them), None for the rest."""
-    owner, _, short = name.partition(".")
-    return guide.indexed_by(short) if owner == "guide" else None
+@dataclass(frozen=True)
+class _Rows:
+    """Where a known value sits in the extended model: for each of the guide's per-task and
+    per-language tables (as the guide declares them), its known rows, old and new."""
+
+    description: ModelDescription
+    extended: ModelDescription
+    guide: FactorizationGuide
+
+    def known(self, name: str) -> tuple[Tensor, Tensor] | None:
+        """(rows in the extended table, rows in the run's) of parameter ``name``; None for a
+        parameter that is not indexed by task or language (it is copied whole)."""
+        owner, _, short = name.partition(".")
+        axis = self.guide.indexed_by(short) if owner == "guide" else None
+        if axis is None:
+            return None
+        return _row_map(list(getattr(self.description, axis)), list(getattr(self.extended, axis)))
 
 
 def extend(
@@ -184,10 +196,11 @@ def extend(
         pyro.set_rng_seed(seed)
         factorization, guide = extended.build()
         params = named_params(factorization, guide)
-        trained, masks = _copy_known(params, old, description, extended, guide)
+        rows = _Rows(description, extended, guide)
+        trained, masks = _copy_known(params, old, rows)
         settings = (steps, batch_size, lr, num_particles, seed, progress)
         losses = _fit(factorization, guide, train, params, trained, masks, *settings)
-        _check_unchanged(params, old, description, extended, guide)
+        _check_unchanged(params, old, rows)
         final = snapshot(params)
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,11 +245,7 @@ def _run_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _copy_known(
-    params: dict[str, Tensor],
-    old: dict[str, Tensor],
-    description: ModelDescription,
-    extended: ModelDescription,
-    guide: FactorizationGuide,
+    params: dict[str, Tensor], old: dict[str, Tensor], rows: _Rows
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     """Copy every known value into the extended model; returns the tensors to train (the
     guide's per-language and per-task tables) and, for each, the mask of its new rows."""
@@ -245,8 +254,8 @@ def _copy_known(
         for name, value in params.items():
             if name not in old:
                 raise CheckpointError(f"the extended model has a parameter {name} the run lacks")
-            axis = _indexed_by(name, guide)
-            if axis is None:
+            known = rows.known(name)
+            if known is None:
                 if value.shape != old[name].shape:
                     raise CheckpointError(
                         f"parameter {name} changes shape when the model is extended "
@@ -254,9 +263,7 @@ def _copy_known(
                     )
                 value.copy_(old[name])
                 continue
-            new_rows, old_rows = _row_map(
-                list(getattr(description, axis)), list(getattr(extended, axis))
-            )
+            new_rows, old_rows = known
             value[new_rows] = old[name][old_rows].to(value.dtype)
             mask = torch.ones(value.shape[0], dtype=torch.bool)
             mask[new_rows] = False
@@ -341,22 +348,14 @@ def _fit(
         return losses
 
 
-def _check_unchanged(
-    params: dict[str, Tensor],
-    old: dict[str, Tensor],
-    description: ModelDescription,
-    extended: ModelDescription,
-    guide: FactorizationGuide,
-) -> None:
+def _check_unchanged(params: dict[str, Tensor], old: dict[str, Tensor], rows: _Rows) -> None:
     """Every known value is still exactly what the run had (a guard, not a hope)."""
     for name, value in params.items():
-        axis = _indexed_by(name, guide)
-        if axis is None:
+        known = rows.known(name)
+        if known is None:
             same = torch.equal(value.detach().cpu(), old[name])
         else:
-            new_rows, old_rows = _row_map(
-                list(getattr(description, axis)), list(getattr(extended, axis))
-            )
+            new_rows, old_rows = known
             same = torch.equal(value.detach().cpu()[new_rows], old[name][old_rows])
         if not same:
             raise RuntimeError(f"extension changed the known values of {name}")

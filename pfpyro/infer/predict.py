@@ -118,15 +118,9 @@ class PFPredictor:
             "l": self.guide.language_posterior().sample(shape),
         }
 
-    def sample_proba(
-        self,
-        task: str,
-        lang: str,
-        features: Inputs,
-        mask: Tensor,
-        samples: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """Per-sample probabilities [S, N, T, c]: the model run at each posterior sample."""
+    def sample_proba(self, task: str, lang: str, features: Inputs, mask: Tensor, samples=None):
+        """Per-sample probabilities [S, N, T, c]: the model run at each posterior sample
+        (``samples`` as in :meth:`sample_proba_with_samples`, which also returns them)."""
         return self.sample_proba_with_samples(task, lang, features, mask, samples)[0]
 
     @torch.no_grad()

@@ -408,18 +408,18 @@ def make_elbo(config: TrainConfig, several_pairs: bool = False) -> Trace_ELBO:
 
 
 def pair_arguments(
-    task: str,
-    lang: str,
+    pair: Pair,
     batch: PairTensors,
-    *,
-    pair_size: int,
+    sizes: Mapping[Pair, int],
+    pair_weights: Mapping[Pair, float],
     kl_weight: float,
-    pair_weight: float,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The (args, kwargs) the model and guide take for one pair's mini-batch: what a step's
-    ELBO is called with, by this trainer and by the distributed one."""
-    args = (task, lang, batch.inputs, batch.mask, batch.labels)
-    return args, {"pair_size": pair_size, "kl_weight": kl_weight, "pair_weight": pair_weight}
+    ELBO is called with, by this trainer and by the distributed one (:func:`step_weights`
+    gives the weights)."""
+    args = (*pair, batch.inputs, batch.mask, batch.labels)
+    scales = {"pair_size": sizes[pair], "kl_weight": kl_weight, "pair_weight": pair_weights[pair]}
+    return args, scales
 
 
 def checkpoint_payload(
@@ -655,15 +655,9 @@ class _Run:
         batches = [self.minibatch(pair) for pair in pairs]
         try:
             if len(pairs) == 1:
-                ((task, lang),), (batch,) = pairs, batches
-                args, kwargs = pair_arguments(
-                    task,
-                    lang,
-                    batch,
-                    pair_size=self.sizes[task, lang],
-                    kl_weight=self.kl_weight,
-                    pair_weight=self.pair_weights[task, lang],
-                )
+                (pair,), (batch,) = pairs, batches
+                weights = self.sizes, self.pair_weights, self.kl_weight
+                args, kwargs = pair_arguments(pair, batch, *weights)
                 loss = svi_update(
                     self.elbo, self.factorization, self.guide, self.optimizer, *args, **kwargs
                 )

@@ -15,6 +15,8 @@ which of its parameters are tables indexed by task or by language
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule, PyroParam
@@ -57,17 +59,10 @@ class FactorizationGuide(PyroModule):
         """q(l): batch shape [m languages], event shape [h]."""
         raise NotImplementedError
 
-    def forward(
-        self,
-        task: str,
-        lang: str,
-        features: Tensor,
-        mask: Tensor,
-        labels: Tensor | None = None,
-        pair_size: int | None = None,
-        kl_weight: float = 1.0,
-        pair_weight: float = 1.0,
-    ) -> None:
+    def forward(self, task: str, lang: str, *data: Any, **scales: Any) -> None:
+        """The guide of :meth:`ParameterFactorization.forward`, called with the model's own
+        arguments (Pyro's rule); of them it reads the pair and ``kl_weight``."""
+        kl_weight = _kl_weight(*data, **scales)
         i, j = self.task_index(task), self.lang_index(lang)
         t, l = self.sample_latents(self.task_posterior(), self.language_posterior(), kl_weight)
         self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
@@ -100,6 +95,11 @@ class FactorizationGuide(PyroModule):
     def posterior_means(self) -> tuple[Tensor, Tensor]:
         """``(E_q[t], E_q[l])``, shapes ``[n, h]`` and ``[m, h]``: what the plug-in uses (§3.2)."""
         return self.task_posterior().mean.detach(), self.language_posterior().mean.detach()
+
+
+def _kl_weight(features, mask, labels=None, pair_size=None, kl_weight=1.0, pair_weight=1.0):
+    """``kl_weight`` of the model's arguments after the pair, positional or named."""
+    return kl_weight
 
 
 def _init_loc(rows: int, dim: int) -> Tensor:
