@@ -6,7 +6,7 @@
   names every option of every command;
 - every Python or YAML block in docs/*.md is a snippet of a file under docs/examples that a
   test here runs or loads (so no example goes unexecuted);
-- the extension examples (a full-rank guide, two heads) train with SVI;
+- the extension examples (a full-rank guide, two heads, a family prior, a centroid baseline) run;
 - the notebooks are committed with the outputs of the demo's PF-lr run (``make notebooks``) and
   run top to bottom under nbmake on a small synthetic run.
 """
