@@ -34,11 +34,12 @@ import pandas as pd
 
 from pfpyro.config import ExperimentConfig, ModelConfig, load_config
 from pfpyro.data.catalog import Catalog
+from pfpyro.encode.store import FeatureStore
 from pfpyro.evaluate import headline_metric, score_pair
-from pfpyro.experiment import build_partitions, feature_store, load_catalog
-from pfpyro.features import FeatureStore
 from pfpyro.infer import PFPredictor, train
 from pfpyro.infer.extend import extend
+from pfpyro.pipeline.setup import build_partitions, feature_store, load_catalog
+from pfpyro.report import markdown_table
 
 SEEN, TARGET = "pos", "ner"
 
@@ -125,15 +126,14 @@ def markdown(table: pd.DataFrame) -> str:
     metric = headline_metric(TARGET)
     wide = table.pivot(index="language", columns="method", values=[metric, "seconds"])
     wide.loc["mean"] = wide.mean()
-    lines = [
-        f"| language | extend: NER {metric} | retrain: NER {metric} | extend s | retrain s |",
-        "|---|---|---|---|---|",
-    ]
+    header = ["language", f"extend: NER {metric}", f"retrain: NER {metric}"]
+    header += ["extend s", "retrain s"]
+    body = []
     for lang, row in wide.iterrows():
         cells = [row[metric, "extend"], row[metric, "retrain"]]
         cells += [row["seconds", "extend"], row["seconds", "retrain"]]
-        lines.append(f"| {lang} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
-    return "\n".join(lines)
+        body.append([lang, *(f"{v:.2f}" for v in cells)])
+    return markdown_table(header, body).rstrip("\n")
 
 
 def new_task_study(
@@ -212,9 +212,11 @@ def task_markdown(table: pd.DataFrame, task: str) -> str:
     wide = table.groupby(["language", "method"])[metric].mean().unstack("method")
     wide.loc["mean"] = wide.mean()
     seconds = table.groupby("method")["seconds"].mean()
-    lines = [f"| language | extend: {task} {metric} | retrain: {task} {metric} |", "|---|---|---|"]
-    for lang, row in wide.iterrows():
-        lines.append(f"| {lang} | {row['extend']:.2f} | {row['retrain']:.2f} |")
+    header = ["language", f"extend: {task} {metric}", f"retrain: {task} {metric}"]
+    body = [
+        [lang, f"{row['extend']:.2f}", f"{row['retrain']:.2f}"] for lang, row in wide.iterrows()
+    ]
+    lines = [markdown_table(header, body).rstrip("\n")]
     lines.append(
         f"\nseconds per model (mean over seeds): extend {seconds['extend']:.2f}, "
         f"retrain {seconds['retrain']:.2f}"

@@ -248,20 +248,12 @@ class FittedPosterior:
     def encoder(self):
         """The run's encoder (the one its features were made with), loaded on first use."""
         if self._encoder is None:
-            from pfpyro.encode import FeatureCache, WordEncoder
+            from pfpyro.encode import WordEncoder
 
             if self.encoder_config is None:
                 raise ConfigError("this run records no encoder; pass features= to predict()")
             cfg = self.encoder_config
-            self._encoder = WordEncoder(
-                cfg.get("name"),
-                max_subwords=cfg.get("max_subwords", 250),
-                batch_size=cfg.get("batch_size", 32),
-                cache=FeatureCache(),
-                progress=cfg.get("progress", False),
-                precision=cfg.get("precision", "fp32"),
-                runtime=cfg.get("runtime", "torch"),
-            )
+            self._encoder = WordEncoder.from_config(cfg, progress=cfg.get("progress", False))
         return self._encoder
 
     # -- similarity of languages -----------------------------------------------------------------

@@ -39,7 +39,9 @@ class DataConfig:
 
     root: str | None = None  # else --data, PFPYRO_DATA, ../shared/data
     catalog: str | None = None  # else experiments/data/paper33.yaml
-    languages: list[str] | None = None  # the PF languages; None: every catalog language but
+    # the PF languages; None: the catalog's target_languages (all of its languages if it
+    # names none)
+    languages: list[str] | None = None
     source_language: str = "en"  # the LS baseline's source, never part of the PF partition
     # at most this many sentences per pair and split; None (a split's, or all: `caps: null`)
     # reads everything
@@ -132,9 +134,10 @@ class PredictConfig:
 # -- the typed settings behind the free-form ``train:`` and ``baselines:`` sections -----------
 # They live here, free of torch, so that a whole config is checked in well under a second.
 
-ELBO_NAMES = ("trace", "meanfield")
-#: Lightning strategies of data-parallel training (``pfpyro train --devices``).
-DDP_STRATEGIES = ("ddp", "ddp_spawn")  # Trace_ELBO | TraceMeanField_ELBO (infer/trainer.py)
+ELBO_NAMES = ("trace", "meanfield")  # Trace_ELBO | TraceMeanField_ELBO (infer/trainer.py)
+#: Lightning strategies of data-parallel training (``pfpyro train --devices``,
+#: infer/distributed.py).
+DDP_STRATEGIES = ("ddp", "ddp_spawn")
 PAIR_SAMPLING = ("uniform", "size")
 
 
@@ -556,7 +559,7 @@ def check_model_sections(config: ExperimentConfig, where: str) -> None:
     """The free-form ``train:`` and ``baselines:`` sections checked key by key and type by
     type against :class:`TrainConfig` and :class:`LinearConfig`, without importing torch: a
     typo fails at load, in well under a second. Values that need the model's registries
-    (a guide's name) are checked by :func:`pfpyro.experiment.prepare`, still before any work."""
+    (a guide's name) are checked by :func:`pfpyro.pipeline.setup.prepare`, still before any work."""
     if "optim" in config.train:
         raise ConfigError(f"{where}: train.optim: the optimiser has its own section, optim:")
     _build(TrainConfig, config.train, f"{where}: train")

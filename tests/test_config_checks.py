@@ -29,9 +29,9 @@ class EncoderMustNotBeBuilt:
 
 @pytest.fixture
 def no_encoder(monkeypatch):
-    import pfpyro.experiment
+    import pfpyro.pipeline.setup
 
-    monkeypatch.setattr(pfpyro.experiment, "WordEncoder", EncoderMustNotBeBuilt)
+    monkeypatch.setattr(pfpyro.pipeline.setup, "WordEncoder", EncoderMustNotBeBuilt)
 
 
 def write(tmp_path: Path, values: dict) -> Path:
@@ -156,7 +156,7 @@ def test_a_version_1_train_section_is_read_into_model_and_optim(tmp_path):
 
 def test_configs_built_in_code_are_checked_by_prepare(tmp_path, no_encoder, data_root):
     from pfpyro.config import ExperimentConfig
-    from pfpyro.experiment import prepare
+    from pfpyro.pipeline.setup import prepare
 
     config = ExperimentConfig(train={"max_stpes": 3}, data=load_config(write(tmp_path, DEMO)).data)
     with pytest.raises(ConfigError, match="did you mean max_steps"):
@@ -178,7 +178,7 @@ def test_a_partition_that_breaks_the_constraint_names_the_config(tmp_path, capsy
 def test_caps_null_reads_every_sentence(tmp_path, catalog):
     """`data.caps: null` (issue 10, item 1): no split of any pair is capped."""
     from pfpyro.config import load_config
-    from pfpyro.features import FeatureStore
+    from pfpyro.encode.store import FeatureStore
 
     path = write(tmp_path, {"data": {"languages": ["wo", "yo"], "caps": None}})
     caps = load_config(path).data.caps

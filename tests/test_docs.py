@@ -6,7 +6,7 @@
   names every option of every command;
 - every Python or YAML block in docs/*.md is a snippet of a file under docs/examples that a
   test here runs or loads (so no example goes unexecuted);
-- the extension examples (a full-rank guide, two heads) train with SVI;
+- the extension examples (a full-rank guide, two heads, a family prior, a centroid baseline) run;
 - the notebooks are committed with the outputs of the demo's PF-lr run (``make notebooks``) and
   run top to bottom under nbmake on a small synthetic run.
 """
@@ -38,10 +38,10 @@ from pfpyro.cli import main as pfpyro_main
 from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.errors import CheckpointError
-from pfpyro.experiment import build_partitions
 from pfpyro.infer import train
 from pfpyro.model import registry
 from pfpyro.model.heads import SoftmaxHead
+from pfpyro.pipeline.setup import build_partitions
 from pfpyro.report import format_cell
 from pfpyro.testing.synthetic import make_world
 
@@ -57,6 +57,8 @@ TESTED_SNIPPETS = {
     "api_tour.py": "test_api_tour_on_a_synthetic_run",
     "full_rank_guide.py": "test_full_rank_guide_trains_registers_and_reloads",
     "heads.py": "test_heads_train_with_svi_and_predict",
+    "family_prior.py": "test_family_prior_trains_and_completes_its_arguments",
+    "centroid_baseline.py": "test_centroid_baseline_fits_through_fit_baseline",
     "table2_subsets.py": "test_table2_subset_configs / test_table2_table",
     "experiments/configs/paper.yaml": "test_paper_config_loads_and_partitions",
     "experiments/configs/zero_shot/pf-residual-small.yaml": (
@@ -369,6 +371,45 @@ def test_full_rank_guide_trains_registers_and_reloads(tmp_path, monkeypatch, one
         registry.register("guide", "full")(example.FullRankGuide)
 
 
+def test_family_prior_trains_and_completes_its_arguments(catalog, capsys, one_thread):
+    """docs/examples/family_prior.py: a data-dependent prior in one file. It trains, the
+    pipeline completes its arguments from the catalog (it declares needs_language_table), and
+    its main prints the families of the shipped table."""
+    from pfpyro.config import ModelConfig
+    from pfpyro.model.capabilities import declares
+    from pfpyro.pipeline.fit import with_language_data
+
+    example = load_example("family_prior")
+    result = example.train_synthetic(max_steps=100)
+    assert result.best_score is not None and result.best_score > 0.4
+    assert tuple(result.factorization.prior.centres.shape) == (2, 3)
+    assert declares(example.FamilyPrior, "needs_language_table")
+    filled = with_language_data(ModelConfig(prior="family"), ["fi", "et", "tr"], catalog)
+    name, args = filled.component("prior")
+    assert name == "family"
+    assert args["families"]["fi"] == args["families"]["et"] != args["families"]["tr"]
+    assert example.main(["--steps", "30"]) == 0
+    assert "Uralic" in capsys.readouterr().out
+
+
+def test_centroid_baseline_fits_through_fit_baseline(capsys):
+    """docs/examples/centroid_baseline.py: a baseline in one file, fitted by fit_baseline with
+    the run's baseline settings, beats chance on the held-out pairs."""
+    from pfpyro.baselines import BASELINES, baseline_class
+    from pfpyro.predictor import TokenPredictor
+
+    example = load_example("centroid_baseline")
+    assert baseline_class("centroid") is example.NearestCentroid
+    scores = example.demo()
+    assert set(scores) == {("task0", "lang1"), ("task1", "lang3")}
+    assert all(score > 0.4 for score in scores.values())  # chance: 0.25
+    world = example.make_world(num_tasks=1, num_langs=1)
+    assert isinstance(example.NearestCentroid.fit(dict(world.train)), TokenPredictor)
+    assert "centroid" in BASELINES
+    assert example.main([]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", ["tempered", "smoothed"])
 def test_heads_train_with_svi_and_predict(name, one_thread):
     example = load_example("heads")
@@ -435,7 +476,7 @@ def test_paper_config_loads_and_partitions(catalog):
 
 
 def test_table2_subset_configs(tmp_path, data_root):
-    from pfpyro.baselines.uriel import language_family
+    from pfpyro.data.uriel import language_family
 
     example = load_example("table2_subsets")
     base = ROOT / "experiments" / "configs" / "demo.yaml"
@@ -506,7 +547,7 @@ def test_own_corpora_catalog_and_config(monkeypatch, capsys):
     ((_, partition),) = build_partitions(config, catalog.pairs(), config.data.languages)
     assert partition.heldout == (("ner", "de"),)
     # German is unknown to the shipped catalog: its URIEL code comes from this catalog's table
-    from pfpyro.baselines.uriel import lang2vec_code, language_family
+    from pfpyro.data.uriel import lang2vec_code, language_family
 
     assert lang2vec_code("de", catalog.language_table) == "deu"
     assert language_family("de", catalog.language_table) == language_family("en")

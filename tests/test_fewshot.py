@@ -8,10 +8,10 @@ import torch
 from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairTensors
 from pfpyro.errors import ConfigError
+from pfpyro.evaluate import token_accuracy
 from pfpyro.infer import PFPredictor, train
 from pfpyro.infer.checkpoint import named_params
-from pfpyro.infer.fewshot import FewShotPredictor, FewShotSettings, fit_pair
-from pfpyro.predictor import token_accuracy
+from pfpyro.infer.pair_posterior import FewShotPredictor, FewShotSettings, fit_pair
 from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from pfpyro.errors import ConfigError
+from pfpyro.evaluate import token_entropy
 from pfpyro.evaluate.uncertainty import sentence_entropy
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.model import Component, ModelDescription
-from pfpyro.predictor import TokenPredictor, token_entropy
+from pfpyro.predictor import TokenPredictor
 from pfpyro.testing.synthetic import make_world
 
 PAIR = ("task0", "lang1")

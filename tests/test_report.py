@@ -15,7 +15,7 @@ from scipy import stats
 from pfpyro.config import ExperimentConfig
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate import POOLED, correlate_by_group, ece_from_bins
-from pfpyro.experiment import write_reports
+from pfpyro.pipeline.grid import write_reports
 from pfpyro.report import (
     RESULT_COLUMNS,
     averaging_twins,

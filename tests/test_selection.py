@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from pfpyro.config import ExperimentConfig, ModelConfig, SelectionConfig
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.partition import constraint_violations, explicit_partition, validation_split
+from pfpyro.encode.store import FeatureStore, PairData, SealedPairError
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score, score_pair
-from pfpyro.experiment import Setup, run_unit
-from pfpyro.features import FeatureStore, PairData, SealedPairError
+from pfpyro.pipeline.grid import run_unit
+from pfpyro.pipeline.setup import Setup
 from pfpyro.testing.synthetic import make_world
 
 TASKS = ("pos", "ner", "dep")

@@ -10,10 +10,10 @@ import torch
 import pfpyro
 from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
 from pfpyro.errors import ConfigError
+from pfpyro.evaluate import token_accuracy
 from pfpyro.infer import PFPredictor, train
 from pfpyro.model import Component, ModelDescription
 from pfpyro.model.typology import TypologyPrior, principal_scores
-from pfpyro.predictor import token_accuracy
 from pfpyro.testing.synthetic import make_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -122,18 +122,18 @@ def test_a_language_with_no_data_gets_a_posterior_predictive_from_its_typology(w
 
 
 def test_the_experiment_fills_in_the_catalogs_uriel_vectors(catalog):
-    from pfpyro.baselines.uriel import uriel_vector
-    from pfpyro.experiment import with_typology_vectors
+    from pfpyro.data.uriel import uriel_vector
+    from pfpyro.pipeline.fit import with_language_data
 
     model = ModelConfig(prior={"name": "typology", "components": 4})
-    filled = with_typology_vectors(model, ["wo", "yo"], catalog)
+    filled = with_language_data(model, ["wo", "yo"], catalog)
     name, args = filled.component("prior")
     assert name == "typology" and args["components"] == 4
     assert args["vectors"]["wo"] == uriel_vector("wo", args["feature_set"]).tolist()
     assert len(args["vectors"]["yo"]) == 289
-    assert with_typology_vectors(filled, ["wo"], catalog) is filled  # given vectors are kept
+    assert with_language_data(filled, ["wo"], catalog) is filled  # given vectors are kept
     plain = ModelConfig()
-    assert with_typology_vectors(plain, ["wo"], catalog) is plain
+    assert with_language_data(plain, ["wo"], catalog) is plain
     description = ModelDescription.for_sizes(["pos"], ["wo", "yo"], {"pos": 17}, 4, latent_dim=2,
                                              prior=Component(name, args))  # fmt: skip
     factorization, _ = description.build()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pfpyro.baselines.uriel import (
+from pfpyro.data.catalog import LanguageInfo, LanguageTable, shipped_languages
+from pfpyro.data.uriel import (
     FEATURE_SET,
     cosine_similarity,
     family_path,
@@ -14,7 +15,6 @@ from pfpyro.baselines.uriel import (
     uriel_similarity,
     uriel_vector,
 )
-from pfpyro.data.catalog import LanguageInfo, LanguageTable, shipped_languages
 from pfpyro.errors import ConfigError
 
 # The project's 40 codes: the paper's 33 targets, English and the six bridge languages.

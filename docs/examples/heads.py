@@ -38,8 +38,6 @@ from pfpyro.model import register
 from pfpyro.model.heads import SoftmaxHead
 from pfpyro.testing.synthetic import make_world
 
-Pair = tuple[str, str]
-
 
 # --8<-- [start:tempered]
 @register("head", "tempered-softmax")

@@ -3,7 +3,7 @@
 Ponti et al. (2021, §5.2) build subsets of |L| = 11 and |L| = 22 languages whose training and
 evaluation languages are either maximally similar (same family) or maximally different, and
 report PF-lr's average scores on each. "Family" is the top-level family of URIEL's ``fam``
-features (:func:`pfpyro.baselines.uriel.language_family`; an isolate is its own family).
+features (:func:`pfpyro.data.uriel.language_family`; an isolate is its own family).
 
 The candidates are the catalog's target languages with both tasks present (a language with one
 task can never be held out). Subsets are built deterministically:
@@ -37,12 +37,12 @@ from pathlib import Path
 import yaml
 
 from pfpyro.atomic import atomic_write_text
-from pfpyro.baselines.uriel import language_family
 from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, LanguageTable, default_catalog_path
 from pfpyro.data.paths import data_root
+from pfpyro.data.uriel import language_family
 from pfpyro.errors import ConfigError, PfpyroError
-from pfpyro.experiment import build_partitions
+from pfpyro.pipeline.setup import build_partitions
 from pfpyro.report import table2, table2_markdown
 
 HERE = Path(__file__).resolve().parent

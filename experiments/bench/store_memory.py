@@ -33,7 +33,7 @@ def main(args: list[str] | None = None) -> None:
     import argparse
 
     from pfpyro.config import load_config
-    from pfpyro.experiment import feature_store, load_catalog
+    from pfpyro.pipeline.setup import feature_store, load_catalog
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")

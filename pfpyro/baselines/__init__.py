@@ -24,15 +24,51 @@ from pfpyro.baselines.ls import LargestSource
 from pfpyro.baselines.ns import NearestSource, SourceClassifiers
 from pfpyro.data.batch import PairTensors
 from pfpyro.errors import ConfigError
+from pfpyro.model.capabilities import declares
 from pfpyro.predictor import TokenPredictor
 
-BASELINES: dict[str, Callable[..., TokenPredictor]] = {
-    "ns": NearestSource.fit,
-    "ls": LargestSource.fit,
-    "jm": JointMultilingual.fit,
-    "bea": BayesianEnsemble.fit,
+BASELINES: dict[str, type] = {
+    "ns": NearestSource,
+    "ls": LargestSource,
+    "jm": JointMultilingual,
+    "bea": BayesianEnsemble,
 }
-"""Name -> the ``fit`` of its class, each taking ``(train, dev, *, seed, config, ...)``."""
+"""Name -> its class, whose ``fit`` takes ``(train, dev, *, seed, config, ...)`` and which
+declares what it needs from a run (:mod:`pfpyro.model.capabilities`: ``needs_source_data``,
+``needs_language_table``)."""
+
+
+def register_baseline(name: str) -> Callable[[type], type]:
+    """Class decorator: make the class baseline ``name`` (a config's ``models:`` then names
+    it once :data:`pfpyro.config.BASELINE_MODELS` lists it); see docs/extending.md."""
+
+    def decorate(cls: type) -> type:
+        old = BASELINES.get(name)
+        if old is not None and _defined_at(old) != _defined_at(cls):  # not a re-import
+            raise ConfigError(f"baseline {name!r} is already registered ({old.__qualname__})")
+        BASELINES[name] = cls
+        return cls
+
+    return decorate
+
+
+def _defined_at(cls: type) -> str:
+    """A class's file and qualified name (a module loaded twice still defines the same)."""
+    try:
+        where = inspect.getfile(cls)
+    except TypeError:
+        where = cls.__module__
+    return f"{where}:{cls.__qualname__}"
+
+
+def baseline_class(name: str) -> type:
+    """The class registered as baseline ``name``; ConfigError lists the known ones."""
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown baseline {name!r}; known: {', '.join(sorted(BASELINES))}"
+        ) from None
 
 
 def fit_baseline(
@@ -53,12 +89,8 @@ def fit_baseline(
     NS; ``prior=``, ``steps=`` for BEA; ``english_dev=``, ``cap_unit=`` for LS; a keyword
     the baseline does not take raises ConfigError.
     """
-    try:
-        fit = BASELINES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown baseline {name!r}; known: {', '.join(sorted(BASELINES))}"
-        ) from None
+    cls = baseline_class(name)
+    fit = cls.fit
     fields = {f.name for f in dataclasses.fields(LinearConfig)}
     flat = {k: kw.pop(k) for k in list(kw) if k in fields}
     if flat:
@@ -66,7 +98,7 @@ def fit_baseline(
             kw["config"] = dataclasses.replace(kw.get("config") or LinearConfig(), **flat)
         except ValueError as error:
             raise ConfigError(f"baseline settings {flat}: {error}") from None
-    if name == "ls":
+    if declares(cls, "needs_source_data"):
         kw["english_train"] = english_train
     accepted = set(inspect.signature(fit).parameters)
     unknown = sorted(set(kw) - accepted)
@@ -89,6 +121,8 @@ __all__ = [
     "LinearTagger",
     "NearestSource",
     "SourceClassifiers",
+    "baseline_class",
     "fit_baseline",
     "fit_bea",
+    "register_baseline",
 ]

@@ -36,8 +36,9 @@ from pyro.ops.indexing import Vindex
 from torch import Tensor, nn
 
 from pfpyro.baselines.linear import LinearConfig, torch_threads
-from pfpyro.baselines.ns import Pair, SourceClassifiers
+from pfpyro.baselines.ns import SourceClassifiers
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.tasks import label_set
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
-from pfpyro.baselines.ns import Pair, pair_seed
+from pfpyro.baselines.ns import pair_seed
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.tasks import label_set
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError

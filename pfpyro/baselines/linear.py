@@ -3,8 +3,8 @@
 Each word is tagged independently: ``p(y | h) = softmax(W h + b)`` on its (standardised)
 encoder feature ``h``. It is trained with Adam on mini-batches of sentences to minimise the
 cross-entropy averaged over the real words of the batch, divided once by their count (the
-authors' code divided by the batch size twice, DESIGN §8). Early stopping, when a dev set is
-given, keeps the epoch with the lowest dev cross-entropy.
+authors' code divided by the batch size twice, docs/design.md §10). Early stopping, when a dev
+set is given, keeps the epoch with the lowest dev cross-entropy.
 
 Sentences are stored as one flat table of words plus each sentence's offset, so pooling many
 pairs (JM) costs no padding and a mini-batch is just the words of the chosen sentences.

@@ -7,7 +7,7 @@ languages' NER training data, so that LS sees no more NER data than the PF model
 footnote 12). The paper counts "training examples"; we cap sentences by default, and words on
 request (``cap_unit="words"``). Another source language can be named by keying its tensors
 ``(task, lang)``. The experiment runner fetches the source data already capped this way
-(``pfpyro.experiment.source_tensors``, reading :func:`source_capped`) and passes
+(:func:`pfpyro.pipeline.fit.source_tensors`, reading :func:`source_capped`) and passes
 ``capped_tasks=()``, so the cap is drawn once.
 """
 
@@ -19,8 +19,9 @@ from typing import Literal
 from torch import Tensor
 
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
-from pfpyro.baselines.ns import Pair, pair_seed
+from pfpyro.baselines.ns import pair_seed
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.tasks import label_set, task_spec
 from pfpyro.encode.top import EncoderTop
@@ -74,6 +75,10 @@ def seen_size(train: Mapping[Pair, PairTensors], task: str, unit: CapUnit) -> in
 
 class LargestSource:
     """LS: one English classifier per task tags every held-out language of that task."""
+
+    #: Trains on the source language's data (``english_train``), which the pipeline reads
+    #: with the source cap applied (then ``capped_tasks=()``); skips validation pairs in it.
+    needs_source_data = True
 
     name = "ls"
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping
 from torch import Tensor
 
 from pfpyro.baselines.linear import LinearConfig, LinearTagger
-from pfpyro.baselines.uriel import uriel_similarity
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.tasks import label_set
+from pfpyro.data.uriel import uriel_similarity
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
 
-Pair = tuple[str, str]
 Similarity = Callable[[str, str], float]
 
 
@@ -85,6 +85,10 @@ class SourceClassifiers:
 
 class NearestSource:
     """NS: each held-out pair is tagged by its most similar seen language's classifier."""
+
+    #: Ranks sources by URIEL similarity: each language's code from the run's language table
+    #: (the pipeline passes ``similarity=``, with the catalog's codes).
+    needs_language_table = True
 
     name = "ns"
 

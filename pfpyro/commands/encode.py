@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)  # before the heavy imports: a typo fails at once
 
-    from pfpyro.experiment import prepare, source_tensors
+    from pfpyro.model.capabilities import declares
+    from pfpyro.pipeline.fit import source_tensors
+    from pfpyro.pipeline.setup import prepare, run_components
 
     with tempfile.TemporaryDirectory() as scratch:
         setup = prepare(config, Path(scratch), data=args.data, progress=not args.quiet)
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     for task, lang, split, role in sorted(needed):
         data = setup.store.get(task, lang, split, role)
         words += _report(data, f"{task}\t{lang}\t{split}\t{role}", args.quiet)
-    if "ls" in config.models:
+    # a baseline that trains on the source language's data (LS) reads it capped, per partition
+    if any(declares(c, "needs_source_data") for c in run_components(config).values()):
         for name, partition in setup.partitions:
             train = setup.store.split_tensors(list(partition.seen), "train", "seen")
             for (task, lang), tensors in source_tensors(setup, train).items():

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)  # before the heavy imports: a typo fails at once
 
-    from pfpyro.experiment import run_experiment
+    from pfpyro.pipeline.grid import run_experiment
 
     summary = run_experiment(config, args.out, data=args.data, progress=not args.quiet)
     print(summary)

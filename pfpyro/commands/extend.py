@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from pfpyro.api import load
     from pfpyro.errors import ConfigError
     from pfpyro.evaluate import headline_metric, score_pair
-    from pfpyro.experiment import feature_store, load_catalog
     from pfpyro.infer import PFPredictor
     from pfpyro.infer.extend import extend
+    from pfpyro.pipeline.setup import feature_store, load_catalog
 
     catalog = load_catalog(config, args.data)
     missing = [f"{t}/{x}" for t, x in pairs if (t, x) not in set(catalog.pairs())]

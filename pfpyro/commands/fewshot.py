@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--k: expected comma-separated integers, got {args.k!r}") from None
 
-    from pfpyro.fewshot import markdown, run_fewshot
-    from pfpyro.infer.fewshot import FewShotSettings
+    from pfpyro.infer.pair_posterior import FewShotSettings
+    from pfpyro.pipeline.fewshot import markdown, run_fewshot
 
     frame = run_fewshot(
         config,

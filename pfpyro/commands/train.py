@@ -91,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
     from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import headline_metric, score_pair
-    from pfpyro.experiment import fit_pf, heldout_predictions, prepare
     from pfpyro.infer import PFPredictor
     from pfpyro.model.description import check_model_config
+    from pfpyro.pipeline.fit import fit_pf
+    from pfpyro.pipeline.grid import heldout_predictions
+    from pfpyro.pipeline.setup import prepare
 
     out: Path = args.out
     if args.devices is not None:
@@ -162,8 +164,8 @@ def train_on_devices(setup, name, partition, model_config, train_config, args):
     """The seen pairs' PF model trained data-parallel (:mod:`pfpyro.infer.distributed`)."""
     import sys
 
-    from pfpyro.experiment import unit_data, with_typology_vectors
     from pfpyro.infer.distributed import train_distributed
+    from pfpyro.pipeline.fit import unit_data, with_language_data
 
     if not lightning_child():
         print(
@@ -179,7 +181,7 @@ def train_on_devices(setup, name, partition, model_config, train_config, args):
         data.train,
         data.dev,
         train_config,
-        model=with_typology_vectors(model_config, langs, setup.catalog),
+        model=with_language_data(model_config, langs, setup.catalog),
         tasks=sorted({task for task, _ in pairs}),
         langs=langs,
         devices=args.devices,

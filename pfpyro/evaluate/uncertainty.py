@@ -21,19 +21,26 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from pfpyro.predictor import token_entropy
-
 NLL_FLOOR = 1e-12
 """Probabilities are floored here before the log, so one zero cannot make the NLL infinite."""
 
 
-def _as_float64(probs: Tensor | np.ndarray) -> Tensor:
+Array = Tensor | np.ndarray
+"""What the functions here read: a tensor or an array."""
+
+
+def token_entropy(probs: Array) -> Tensor:
+    """``-sum p ln p`` over the last dimension, with ``0 ln 0 = 0``, in float64; shape
+    ``probs.shape[:-1]``."""
+    p = torch.as_tensor(probs).detach().to(dtype=torch.float64)
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def _as_float64(probs: Array) -> Tensor:
     return torch.as_tensor(probs).detach().to(dtype=torch.float64)
 
 
-def _checked(
-    probs: Tensor | np.ndarray, gold: Tensor | np.ndarray | None, mask: Tensor | np.ndarray
-) -> tuple[Tensor, Tensor | None, Tensor]:
+def _checked(probs: Array, gold: Array | None, mask: Array) -> tuple[Tensor, Tensor | None, Tensor]:
     probs = _as_float64(probs)
     mask = torch.as_tensor(mask, device=probs.device).bool()
     if probs.dim() < 1 or probs.shape[:-1] != mask.shape:
@@ -50,31 +57,27 @@ def _checked(
     return probs, gold, mask
 
 
-def sentence_entropy(probs: Tensor | np.ndarray, mask: Tensor | np.ndarray) -> Tensor:
+def sentence_entropy(probs: Array, mask: Array) -> Tensor:
     """[N]: each sentence's mean word entropy (0 for a sentence without words)."""
     probs, _, mask = _checked(probs, None, mask)
     h = token_entropy(probs) * mask
     return h.sum(-1) / mask.sum(-1).clamp(min=1)
 
 
-def mean_entropy(probs: Tensor | np.ndarray, mask: Tensor | np.ndarray) -> float:
+def mean_entropy(probs: Array, mask: Array) -> float:
     """The pair's mean entropy over all its real words."""
     probs, _, mask = _checked(probs, None, mask)
     return float(token_entropy(probs)[mask].mean())
 
 
-def negative_log_likelihood(
-    probs: Tensor | np.ndarray, gold: Tensor | np.ndarray, mask: Tensor | np.ndarray
-) -> float:
+def negative_log_likelihood(probs: Array, gold: Array, mask: Array) -> float:
     """Mean over real words of ``-ln p(gold)`` (p floored at :data:`NLL_FLOOR`)."""
     probs, gold, mask = _checked(probs, gold, mask)
     p_gold = probs.gather(-1, gold.unsqueeze(-1)).squeeze(-1)[mask]
     return float(-p_gold.clamp(min=NLL_FLOOR).log().mean())
 
 
-def brier_score(
-    probs: Tensor | np.ndarray, gold: Tensor | np.ndarray, mask: Tensor | np.ndarray
-) -> float:
+def brier_score(probs: Array, gold: Array, mask: Array) -> float:
     """Mean over real words of ``sum_y (p(y) - 1[y = gold])^2``."""
     probs, gold, mask = _checked(probs, gold, mask)
     onehot = torch.nn.functional.one_hot(gold, probs.shape[-1]).to(probs.dtype)
@@ -114,10 +117,7 @@ def ece_from_bins(count: ArrayLike, confidence: ArrayLike, accuracy: ArrayLike) 
 
 
 def reliability_diagram(
-    probs: Tensor | np.ndarray,
-    gold: Tensor | np.ndarray,
-    mask: Tensor | np.ndarray,
-    n_bins: int = 15,
+    probs: Array, gold: Array, mask: Array, n_bins: int = 15
 ) -> ReliabilityDiagram:
     """Bin the real words by confidence (largest probability) into ``n_bins`` equal-width bins."""
     if n_bins < 1:
@@ -138,11 +138,6 @@ def reliability_diagram(
     )
 
 
-def expected_calibration_error(
-    probs: Tensor | np.ndarray,
-    gold: Tensor | np.ndarray,
-    mask: Tensor | np.ndarray,
-    n_bins: int = 15,
-) -> float:
-    """ECE with ``n_bins`` equal-width confidence bins (15 by default, as DESIGN §7 fixes)."""
+def expected_calibration_error(probs: Array, gold: Array, mask: Array, n_bins: int = 15) -> float:
+    """ECE with ``n_bins`` equal-width confidence bins (15 by default: docs/design.md §7)."""
     return reliability_diagram(probs, gold, mask, n_bins).ece

@@ -38,23 +38,24 @@ except ImportError as _missing:  # pragma: no cover - the extra is not installed
 
 from pfpyro.config import DDP_STRATEGIES
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair, pair_name
 from pfpyro.errors import ConfigError
-from pfpyro.infer.checkpoint import named_params, save_checkpoint, save_model_json, snapshot
+from pfpyro.infer.checkpoint import named_params, save_checkpoint, save_model_json
 from pfpyro.infer.trainer import (
-    ELBOS,
-    Pair,
     Scorer,
     TrainResult,
-    _check_data,
     accuracy_scorer,
+    build_model,
+    check_data,
+    checkpoint_payload,
     describe,
     evaluate_plugin,
-    pair_name,
+    make_elbo,
+    pair_arguments,
     pair_probabilities,
     param_groups,
     step_weights,
 )
-from pfpyro.model.factorization import MAX_PLATE_NESTING
 
 
 class StepDraws(torch.utils.data.Dataset):
@@ -91,27 +92,13 @@ class SVIModule(lightning.LightningModule):
         self.factorization, self.guide, self.config = factorization, guide, config
         self.pairs, self.sizes = list(pairs), dict(sizes)
         self.pair_weights, self.kl_weight = dict(pair_weights), kl_weight
-        self.elbo = ELBOS[config.elbo](
-            num_particles=config.num_particles,
-            vectorize_particles=True,
-            max_plate_nesting=MAX_PLATE_NESTING,
-        )
+        self.elbo = make_elbo(config)
 
     def training_step(self, batch: tuple[Tensor, PairTensors], batch_idx: int) -> Tensor:
-        pair, data = batch
-        task, lang = self.pairs[int(pair)]
-        loss = self.elbo.differentiable_loss(
-            self.factorization,
-            self.guide,
-            task,
-            lang,
-            data.inputs,
-            data.mask,
-            data.labels,
-            pair_size=self.sizes[task, lang],
-            kl_weight=self.kl_weight,
-            pair_weight=self.pair_weights[task, lang],
-        )
+        index, data = batch
+        pair = self.pairs[int(index)]
+        args, kwargs = pair_arguments(pair, data, self.sizes, self.pair_weights, self.kl_weight)
+        loss = self.elbo.differentiable_loss(self.factorization, self.guide, *args, **kwargs)
         self.log("elbo", -loss.detach(), prog_bar=True, on_step=True, sync_dist=False)
         return loss
 
@@ -187,8 +174,6 @@ def train_distributed(
     that the ranks agree every that many steps (:class:`RankAgreement`; digests written to
     ``ranks_dir``).
     """
-    import pyro
-
     config.validate()
     if strategy not in DDP_STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(DDP_STRATEGIES)}, got {strategy!r}")
@@ -196,16 +181,14 @@ def train_distributed(
         raise ConfigError(f"devices and num_nodes must be positive, got {devices}, {num_nodes}")
     if config.pairs_per_step > 1:
         raise ConfigError("several devices take one pair per device and step (pairs_per_step 1)")
-    task_list, lang_list, classes, feature_dim = _check_data(
+    task_list, lang_list, classes, feature_dim = check_data(
         train, dev, tasks, langs, num_classes, "seen"
     )
-    description = describe(model, train, task_list, lang_list, classes, feature_dim)
-    if encoder_top is not None:
-        description = description.replace(encoder_top=encoder_top.spec)
-    pyro.set_rng_seed(config.seed)  # every rank builds the same initial parameters
-    factorization, guide = description.build()
-    if encoder_top is not None:
-        factorization.encoder_top.load_state_dict(encoder_top.state_dict())
+    description = describe(
+        model, train, task_list, lang_list, classes, feature_dim, encoder_top=encoder_top
+    )
+    # every rank builds the same initial parameters
+    factorization, guide = build_model(description, config.seed, encoder_top)
     sizes = {pair: len(train[pair]) for pair in sorted(train)}
     pair_weights, kl_weight = step_weights(sizes, config.pair_sampling, config.kl_beta)
     module = SVIModule(factorization, guide, config, sorted(train), pair_weights, kl_weight, sizes)
@@ -256,19 +239,17 @@ def train_distributed(
         run_dir = Path(out_dir)
         params = named_params(factorization, guide)
         save_model_json(run_dir, description)
-        save_checkpoint(
-            run_dir,
-            {
-                "step": config.max_steps,
-                "params": snapshot(params),
-                "best_params": None,
-                "optimizer": {},
-                "rng": None,
-                "config": config.to_dict(),
-                "history": history,
-                "state": {"best_step": config.max_steps, "best_score": score, "devices": world},
-            },
+        payload = checkpoint_payload(
+            step=config.max_steps,
+            params=params,
+            best_params=None,
+            optimizer={},
+            rng=None,
+            config=config,
+            history=history,
+            state={"best_step": config.max_steps, "best_score": score, "devices": world},
         )
+        save_checkpoint(run_dir, payload)
     return TrainResult(factorization, guide, history, config.max_steps, score)
 
 

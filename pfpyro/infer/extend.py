@@ -9,9 +9,9 @@ any held-out pair (plug-in or model averaging). A new task works the same way th
 q(t_new), for hypernetworks whose output the task fits (the paper's shared, padded layout).
 
 Held fixed, bit for bit: the hypernetwork and every known task's and language's guide
-parameters. A guide keeps its per-language parameters in attributes named ``l_*`` and its
-per-task ones in ``t_*`` (the built-in guides do, :mod:`pfpyro.model.guides`); only the new
-rows of those are trained.
+parameters. A guide says which of its parameters are per-language and per-task tables
+(:meth:`~pfpyro.model.guides.FactorizationGuide.indexed_by`); only the new rows of
+those are trained.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from torch import Tensor
 
 from pfpyro.atomic import atomic_write_text
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair, pair_name
 from pfpyro.errors import CheckpointError, ConfigError
 from pfpyro.infer.checkpoint import (
     load_model_json,
@@ -41,14 +42,14 @@ from pfpyro.infer.checkpoint import (
     save_model_json,
     snapshot,
 )
-from pfpyro.infer.trainer import pair_name, step_weights
+from pfpyro.infer.trainer import step_weights
+from pfpyro.model.capabilities import declares
 from pfpyro.model.description import ModelDescription, default_labels, known_task_specs
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
+from pfpyro.model.registry import lookup
 from pfpyro.progress import progress_bar
 from pfpyro.run_record import encoder_section
-
-Pair = tuple[str, str]
 
 
 @dataclass
@@ -82,7 +83,9 @@ def new_latents(
             "every pair's task and language are already in the model: nothing to extend "
             "(to learn from more data of known languages, train again)"
         )
-    if new_tasks and description.hypernet.name != "shared":
+    if new_tasks and not declares(
+        lookup("hypernet", description.hypernet.name), "accepts_new_tasks"
+    ):
         raise ConfigError(
             f"a new task ({', '.join(new_tasks)}) needs output columns of its own in a "
             f"{description.hypernet.name!r} hypernetwork, which extension cannot add; only the "
@@ -128,15 +131,23 @@ def _row_map(old: Sequence[str], new: Sequence[str]) -> tuple[Tensor, Tensor]:
     )
 
 
-def _indexed_by(name: str) -> str | None:
-    """ "langs" for a guide's per-language parameter (``guide.l_*``), "tasks" for a per-task
-    one (``guide.t_*``), None for the rest."""
-    short = name.split(".", 1)[-1]
-    if name.startswith("guide.") and short.startswith("l_"):
-        return "langs"
-    if name.startswith("guide.") and short.startswith("t_"):
-        return "tasks"
-    return None
+@dataclass(frozen=True)
+class _Rows:
+    """Where a known value sits in the extended model: for each of the guide's per-task and
+    per-language tables (as the guide declares them), its known rows, old and new."""
+
+    description: ModelDescription
+    extended: ModelDescription
+    guide: FactorizationGuide
+
+    def known(self, name: str) -> tuple[Tensor, Tensor] | None:
+        """(rows in the extended table, rows in the run's) of parameter ``name``; None for a
+        parameter that is not indexed by task or language (it is copied whole)."""
+        owner, _, short = name.partition(".")
+        axis = self.guide.indexed_by(short) if owner == "guide" else None
+        if axis is None:
+            return None
+        return _row_map(list(getattr(self.description, axis)), list(getattr(self.extended, axis)))
 
 
 def extend(
@@ -184,10 +195,11 @@ def extend(
         pyro.set_rng_seed(seed)
         factorization, guide = extended.build()
         params = named_params(factorization, guide)
-        trained, masks = _copy_known(params, old, description, extended)
+        rows = _Rows(description, extended, guide)
+        trained, masks = _copy_known(params, old, rows)
         settings = (steps, batch_size, lr, num_particles, seed, progress)
         losses = _fit(factorization, guide, train, params, trained, masks, *settings)
-        _check_unchanged(params, old, description, extended)
+        _check_unchanged(params, old, rows)
         final = snapshot(params)
     seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,10 +244,7 @@ def _run_record(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _copy_known(
-    params: dict[str, Tensor],
-    old: dict[str, Tensor],
-    description: ModelDescription,
-    extended: ModelDescription,
+    params: dict[str, Tensor], old: dict[str, Tensor], rows: _Rows
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     """Copy every known value into the extended model; returns the tensors to train (the
     guide's per-language and per-task tables) and, for each, the mask of its new rows."""
@@ -244,8 +253,8 @@ def _copy_known(
         for name, value in params.items():
             if name not in old:
                 raise CheckpointError(f"the extended model has a parameter {name} the run lacks")
-            axis = _indexed_by(name)
-            if axis is None:
+            known = rows.known(name)
+            if known is None:
                 if value.shape != old[name].shape:
                     raise CheckpointError(
                         f"parameter {name} changes shape when the model is extended "
@@ -253,9 +262,7 @@ def _copy_known(
                     )
                 value.copy_(old[name])
                 continue
-            new_rows, old_rows = _row_map(
-                list(getattr(description, axis)), list(getattr(extended, axis))
-            )
+            new_rows, old_rows = known
             value[new_rows] = old[name][old_rows].to(value.dtype)
             mask = torch.ones(value.shape[0], dtype=torch.bool)
             mask[new_rows] = False
@@ -340,21 +347,14 @@ def _fit(
         return losses
 
 
-def _check_unchanged(
-    params: dict[str, Tensor],
-    old: dict[str, Tensor],
-    description: ModelDescription,
-    extended: ModelDescription,
-) -> None:
+def _check_unchanged(params: dict[str, Tensor], old: dict[str, Tensor], rows: _Rows) -> None:
     """Every known value is still exactly what the run had (a guard, not a hope)."""
     for name, value in params.items():
-        axis = _indexed_by(name)
-        if axis is None:
+        known = rows.known(name)
+        if known is None:
             same = torch.equal(value.detach().cpu(), old[name])
         else:
-            new_rows, old_rows = _row_map(
-                list(getattr(description, axis)), list(getattr(extended, axis))
-            )
+            new_rows, old_rows = known
             same = torch.equal(value.detach().cpu()[new_rows], old[name][old_rows])
         if not same:
             raise RuntimeError(f"extension changed the known values of {name}")

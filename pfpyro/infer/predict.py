@@ -6,7 +6,7 @@ Two predictive distributions for a pair (task i, language j), seen or not:
   one classifier, cheap (what the paper reports).
 - **Bayesian model averaging (BMA)**: S draws (t, l, θ) from the guide, each giving a softmax
   classifier; the prediction is the mean of the S **probability** vectors (never of the logits:
-  averaging logits is the authors' bug listed in DESIGN.md §8).
+  averaging logits is the authors' bug listed in docs/design.md §10).
 
 Either way the predictive entropy H = -Σ_c p_c ln p_c of each word measures the model's
 uncertainty; :func:`pfpyro.evaluate.sentence_entropy` averages it over a sentence's words.
@@ -27,9 +27,9 @@ from torch import Tensor
 from pfpyro.data.batch import sentence_chunks
 from pfpyro.data.subwords import SubwordStates
 from pfpyro.errors import ConfigError
+from pfpyro.evaluate.uncertainty import token_entropy
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
-from pfpyro.predictor import token_entropy
 
 MODES = ("plugin", "bma")
 
@@ -118,15 +118,9 @@ class PFPredictor:
             "l": self.guide.language_posterior().sample(shape),
         }
 
-    def sample_proba(
-        self,
-        task: str,
-        lang: str,
-        features: Inputs,
-        mask: Tensor,
-        samples: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """Per-sample probabilities [S, N, T, c]: the model run at each posterior sample."""
+    def sample_proba(self, task: str, lang: str, features: Inputs, mask: Tensor, samples=None):
+        """Per-sample probabilities [S, N, T, c]: the model run at each posterior sample
+        (``samples`` as in :meth:`sample_proba_with_samples`, which also returns them)."""
         return self.sample_proba_with_samples(task, lang, features, mask, samples)[0]
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ token accuracy by default) and the best parameters are kept and restored at the 
 own dev data (``dev_role="seen"``) or *validation pairs* held out of training and scored
 zero-shot (``dev_role="zero-shot"``: their task and language must each be trained on in another
 pair, as for a held-out pair). A partition's held-out pairs never take part: the experiment
-runner never loads their data before the final test (DESIGN.md §8).
+runner never loads their data before the final test (docs/design.md §8).
 
 A step is Pyro's SVI written out over module-local parameters (:mod:`pfpyro.model`): the
 ELBO's ``loss_and_grads`` on the model and guide modules, then one optimiser step on their
@@ -50,15 +50,16 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor
-from torch.nn.functional import softplus
 
-from pfpyro.config import COMPONENT_KINDS, ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
+from pfpyro.config import ELBO_NAMES, ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairsBatch, PairTensors, feature_moments
+from pfpyro.data.pairs import Pair, pair_name
 from pfpyro.data.partition import constraint_violations
 from pfpyro.data.tasks import label_set
 from pfpyro.device import resolve_device
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError, PfpyroError
+from pfpyro.evaluate.metrics import token_accuracy
 from pfpyro.infer.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -75,18 +76,15 @@ from pfpyro.infer.checkpoint import (
 )
 from pfpyro.infer.logging import RunLogger
 from pfpyro.infer.predict import PFPredictor
-from pfpyro.model.description import Component, ModelDescription, check_model_config
+from pfpyro.model.capabilities import check_components
+from pfpyro.model.description import ModelDescription, check_model_config
 from pfpyro.model.factorization import (
     MAX_PLATE_NESTING,
     PAIRS_PLATE_NESTING,
     ParameterFactorization,
 )
-from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
-from pfpyro.model.kl import kl_lowrank_to_standard
-from pfpyro.predictor import token_accuracy
+from pfpyro.model.guides import FactorizationGuide
 from pfpyro.progress import progress_bar
-
-Pair = tuple[str, str]
 
 ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
 assert tuple(ELBOS) == ELBO_NAMES
@@ -119,23 +117,9 @@ class TrainResult:
 
 
 # -- helpers -------------------------------------------------------------------------------
-def pair_name(pair: Pair) -> str:
-    return f"{pair[0]}/{pair[1]}"
-
-
 def closed_form_kl(guide: FactorizationGuide) -> tuple[float, float] | None:
-    """(KL(q(t) ‖ p(t)), KL(q(l) ‖ p(l))) summed over tasks / languages, by eqs. 9–10;
-    None for a guide family that kl.py does not cover."""
-    with torch.no_grad():
-        if isinstance(guide, LowRankGuide):
-            kl_t = kl_lowrank_to_standard(guide.t_loc, guide.t_factor, softplus(guide.t_rho))
-            kl_l = kl_lowrank_to_standard(guide.l_loc, guide.l_factor, softplus(guide.l_rho))
-        elif isinstance(guide, DiagonalGuide):
-            kl_t = kl_lowrank_to_standard(guide.t_loc, None, softplus(guide.t_rho))
-            kl_l = kl_lowrank_to_standard(guide.l_loc, None, softplus(guide.l_rho))
-        else:
-            return None
-    return float(kl_t.sum()), float(kl_l.sum())
+    """The guide's KL terms in closed form (:meth:`FactorizationGuide.closed_form_kl`)."""
+    return guide.closed_form_kl()
 
 
 def num_minibatches(sizes: Mapping[Pair, int], batch_size: int) -> int:
@@ -186,7 +170,7 @@ def evaluate_plugin(
     return scores
 
 
-def _check_data(
+def check_data(
     train: Mapping[Pair, PairTensors],
     dev: Mapping[Pair, PairTensors],
     tasks: Sequence[str] | None,
@@ -293,7 +277,7 @@ def train(
         tasks = model.tasks if tasks is None else tasks
         langs = model.langs if langs is None else langs
         num_classes = model.num_classes if num_classes is None else num_classes
-    task_list, lang_list, classes, feature_dim = _check_data(
+    task_list, lang_list, classes, feature_dim = check_data(
         train, dev, tasks, langs, num_classes, dev_role
     )
     run_dir = Path(out_dir) if out_dir is not None else None
@@ -305,9 +289,10 @@ def train(
             )
         saved = load_checkpoint(run_dir)
     previous = load_model_json(run_dir) if saved is not None else None
-    description = describe(model, train, task_list, lang_list, classes, feature_dim, previous)
-    if encoder_top is not None and not isinstance(model, ModelDescription):
-        description = description.replace(encoder_top=encoder_top.spec)
+    description = describe(
+        model, train, task_list, lang_list, classes, feature_dim, previous, encoder_top
+    )
+    check_description(description, config, encoder_top)
     if previous is not None and previous != description:
         fields = [f.name for f in dataclasses.fields(description)]
         differ = [name for name in fields if getattr(previous, name) != getattr(description, name)]
@@ -336,10 +321,13 @@ def describe(
     num_classes: Mapping[str, int],
     feature_dim: int,
     previous: ModelDescription | None = None,
+    encoder_top: EncoderTop | None = None,
 ) -> ModelDescription:
     """The whole description of the model to train: ``model``'s architecture with the data's
-    sizes and label names, and feature moments from the training words (a resumed run keeps
-    ``previous``'s, which came from the same words)."""
+    sizes and label names, feature moments from the training words (a resumed run keeps
+    ``previous``'s, which came from the same words) and ``encoder_top``'s layers, when given
+    (:meth:`ModelDescription.from_config`). A whole description is only checked against the
+    data."""
     if isinstance(model, ModelDescription):
         if set(model.tasks) != set(tasks) or set(model.langs) != set(langs):
             raise ConfigError(
@@ -363,17 +351,98 @@ def describe(
         moments = (tuple(mean.tolist()), tuple(scale.tolist()))
     else:
         moments = (None, None)
-    return ModelDescription.for_sizes(
+    description = ModelDescription.from_config(
+        model,
         tasks,
         langs,
         num_classes,
         feature_dim,
-        latent_dim=model.latent_dim,
-        **{kind: Component(*model.component(kind)) for kind in COMPONENT_KINDS},
         feature_mean=moments[0],
         feature_scale=moments[1],
-        imports=tuple(model.imports),
     )
+    if encoder_top is not None:
+        description = description.replace(encoder_top=encoder_top.spec)
+    return description
+
+
+def check_description(
+    description: ModelDescription, config: TrainConfig, encoder_top: EncoderTop | None = None
+) -> None:
+    """What the model's components and the training settings must agree on, before any
+    model is built: several pairs per step (each component's declared capability,
+    :func:`~pfpyro.model.capabilities.check_components`) and a trained encoder top (its
+    pretrained weights given; one pair per step)."""
+    check_components(description, pairs_per_step=config.pairs_per_step)
+    if description.encoder_top is not None:
+        if encoder_top is None:
+            raise ConfigError(
+                "this model trains the encoder's top layers: pass their pretrained weights "
+                "(train(..., encoder_top=store.encoder_top()))"
+            )
+        if config.pairs_per_step > 1:
+            raise ConfigError("pairs_per_step > 1 does not take a trainable encoder top")
+
+
+def build_model(
+    description: ModelDescription, seed: int, encoder_top: EncoderTop | None = None
+) -> tuple[ParameterFactorization, FactorizationGuide]:
+    """The model and guide of a run, their initial parameters drawn under ``seed`` (Pyro's
+    global state; every rank of a distributed run builds the same), a trained encoder top
+    starting from ``encoder_top``'s pretrained weights."""
+    pyro.set_rng_seed(seed)
+    factorization, guide = description.build()
+    if description.encoder_top is not None and encoder_top is not None:
+        factorization.encoder_top.load_state_dict(encoder_top.state_dict())
+    return factorization, guide
+
+
+def make_elbo(config: TrainConfig, several_pairs: bool = False) -> Trace_ELBO:
+    """The run's ELBO estimator (``config.elbo``), its particles vectorised; the plate
+    nesting of a step over one pair or over several."""
+    return ELBOS[config.elbo](
+        num_particles=config.num_particles,
+        vectorize_particles=True,
+        max_plate_nesting=PAIRS_PLATE_NESTING if several_pairs else MAX_PLATE_NESTING,
+    )
+
+
+def pair_arguments(
+    pair: Pair,
+    batch: PairTensors,
+    sizes: Mapping[Pair, int],
+    pair_weights: Mapping[Pair, float],
+    kl_weight: float,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The (args, kwargs) the model and guide take for one pair's mini-batch: what a step's
+    ELBO is called with, by this trainer and by the distributed one (:func:`step_weights`
+    gives the weights)."""
+    args = (*pair, batch.inputs, batch.mask, batch.labels)
+    scales = {"pair_size": sizes[pair], "kl_weight": kl_weight, "pair_weight": pair_weights[pair]}
+    return args, scales
+
+
+def checkpoint_payload(
+    *,
+    step: int,
+    params: Mapping[str, Tensor],
+    best_params: Mapping[str, Tensor] | None,
+    optimizer: Mapping[str, Any],
+    rng: Any,
+    config: TrainConfig,
+    history: list[dict[str, Any]],
+    state: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What a run's checkpoint holds (:func:`~pfpyro.infer.checkpoint.save_checkpoint`)."""
+    return {
+        "step": step,
+        "params": snapshot(params),
+        "best_params": best_params,
+        "optimizer": optimizer,
+        "rng": rng,
+        "config": config.to_dict(),
+        "history": history,
+        "state": state,
+    }
 
 
 _GROUPED = ("model.hypernet.", "model.encoder_top.")
@@ -468,32 +537,12 @@ class _Run:
         self.best_params: dict[str, Tensor] | None = None
         self.resumed = False
 
-        pyro.set_rng_seed(config.seed)
-        self.factorization, self.guide = description.build()
-        if description.encoder_top is not None:
-            if encoder_top is None:
-                raise ConfigError(
-                    "this model trains the encoder's top layers: pass their pretrained weights "
-                    "(train(..., encoder_top=store.encoder_top()))"
-                )
-            self.factorization.encoder_top.load_state_dict(encoder_top.state_dict())
-            if config.pairs_per_step > 1:
-                raise ConfigError("pairs_per_step > 1 does not take a trainable encoder top")
+        self.factorization, self.guide = build_model(description, config.seed, encoder_top)
         self.factorization.to(self.device)
         self.guide.to(self.device)
         self.params = named_params(self.factorization, self.guide)
         self.optimizer = ClippedAdam(param_groups(self.params, config.optim))
-        several = config.pairs_per_step > 1
-        self.elbo = ELBOS[config.elbo](
-            num_particles=config.num_particles,
-            vectorize_particles=True,
-            max_plate_nesting=PAIRS_PLATE_NESTING if several else MAX_PLATE_NESTING,
-        )
-        if several and getattr(self.factorization.hypernet, "task_blocked", False):
-            raise ConfigError(
-                f"pairs_per_step {config.pairs_per_step} needs a hypernetwork shared by the "
-                f"tasks; {description.hypernet.name!r} generates each task's θ apart (use 1)"
-            )
+        self.elbo = make_elbo(config, several_pairs=config.pairs_per_step > 1)
         self.generator = torch.Generator().manual_seed(config.seed)
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -526,19 +575,17 @@ class _Run:
     def save(self) -> None:
         if self.run_dir is None:
             return
-        save_checkpoint(
-            self.run_dir,
-            {
-                "step": self.step,
-                "params": snapshot(self.params),
-                "best_params": self.best_params,
-                "optimizer": self.optimizer.state_dict(),
-                "rng": rng_state(self.generator),
-                "config": self.config.to_dict(),
-                "history": self.history,
-                "state": self.state,
-            },
+        payload = checkpoint_payload(
+            step=self.step,
+            params=self.params,
+            best_params=self.best_params,
+            optimizer=self.optimizer.state_dict(),
+            rng=rng_state(self.generator),
+            config=self.config,
+            history=self.history,
+            state=self.state,
         )
+        save_checkpoint(self.run_dir, payload)
 
     # -- the loop ------------------------------------------------------------------------------
     def loop(self) -> None:
@@ -607,20 +654,11 @@ class _Run:
         batches = [self.minibatch(pair) for pair in pairs]
         try:
             if len(pairs) == 1:
-                ((task, lang),), (batch,) = pairs, batches
+                (pair,), (batch,) = pairs, batches
+                weights = self.sizes, self.pair_weights, self.kl_weight
+                args, kwargs = pair_arguments(pair, batch, *weights)
                 loss = svi_update(
-                    self.elbo,
-                    self.factorization,
-                    self.guide,
-                    self.optimizer,
-                    task,
-                    lang,
-                    batch.inputs,
-                    batch.mask,
-                    batch.labels,
-                    pair_size=self.sizes[task, lang],
-                    kl_weight=self.kl_weight,
-                    pair_weight=self.pair_weights[task, lang],
+                    self.elbo, self.factorization, self.guide, self.optimizer, *args, **kwargs
                 )
             else:
                 scale = [
@@ -688,9 +726,16 @@ __all__ = [
     "NumericalError",
     "TrainConfig",
     "TrainResult",
+    "build_model",
+    "check_data",
+    "check_description",
+    "checkpoint_payload",
     "closed_form_kl",
+    "describe",
     "evaluate_plugin",
+    "make_elbo",
     "num_minibatches",
+    "pair_arguments",
     "pair_probabilities",
     "param_groups",
     "step_weights",

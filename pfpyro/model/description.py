@@ -121,6 +121,32 @@ class ModelDescription:
         fields.setdefault("task_specs", known_task_specs(labels))
         return cls(tuple(tasks), tuple(langs), labels, int(feature_dim), **fields)
 
+    @classmethod
+    def from_config(
+        cls,
+        model: ModelConfig,
+        tasks: Sequence[str],
+        langs: Sequence[str],
+        num_classes: Mapping[str, int],
+        feature_dim: int,
+        *,
+        feature_mean: Sequence[float] | None = None,
+        feature_scale: Sequence[float] | None = None,
+    ) -> ModelDescription:
+        """The description of ``model``'s architecture (a config's ``model:`` section) for
+        the data's sizes and, when the model standardises its features, their moments."""
+        return cls.for_sizes(
+            tasks,
+            langs,
+            num_classes,
+            feature_dim,
+            latent_dim=model.latent_dim,
+            **{kind: Component(*model.component(kind)) for kind in COMPONENT_KINDS},
+            feature_mean=feature_mean,
+            feature_scale=feature_scale,
+            imports=tuple(model.imports),
+        )
+
     @property
     def num_classes(self) -> dict[str, int]:
         return {task: len(self.labels[task]) for task in self.tasks}

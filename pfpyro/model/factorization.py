@@ -160,7 +160,7 @@ class ParameterFactorization(PyroModule):
         ``features`` [B, T, e] (or, with a trained encoder top, the subword states it reads)
         and ``mask`` [B, T] are B sentences of the pair, ``labels``
         [B, T] their gold labels (None to predict). The weights make one step an unbiased
-        estimate of the ELBO of all seen data up to a constant (DESIGN §3, scaling): the
+        estimate of the ELBO of all seen data up to a constant (docs/design.md §4): the
         likelihood is scaled by ``pair_size`` / B (the pair's training sentences over the
         batch's) times ``pair_weight`` (1 / (P·π_ij) for a pair drawn with probability π_ij
         among P seen pairs; 1 for uniform draws), and the t and l terms by ``kl_weight``
@@ -228,11 +228,6 @@ class ParameterFactorization(PyroModule):
     def sample_pair_thetas(self, t: Tensor, l: Tensor, pairs: Sequence[tuple[str, str]]) -> Tensor:
         """θ of each of ``pairs``, batch shape [..., P, 1, 1], inside :meth:`pairs_plate`
         (dim -3, left of the sentences and words plates). The guide calls this very method."""
-        if getattr(self.hypernet, "task_blocked", False):
-            raise ConfigError(
-                f"several pairs per step need a hypernetwork shared by the tasks; "
-                f"{type(self.hypernet).__name__} generates each task's θ apart"
-            )
         tasks = torch.tensor([self.task_index(task) for task, _ in pairs], device=t.device)
         langs = torch.tensor([self.lang_index(lang) for _, lang in pairs], device=l.device)
         loc, variance = self.hypernet(t[..., tasks, :], l[..., langs, :], None)  # [..., P, d]

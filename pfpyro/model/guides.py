@@ -7,10 +7,15 @@ q(θ | t, l) is the model's own p(θ | t, l) (eq. 3), drawn by the model's ``sam
 
 A new family subclasses :class:`FactorizationGuide`, implements ``task_posterior`` and
 ``language_posterior`` and is registered by name (:func:`pfpyro.model.registry.register`);
-see docs/extending.md.
+see docs/extending.md. A guide owns what is known about its family: the KL terms in closed
+form when it has them (:meth:`FactorizationGuide.closed_form_kl`, logged by the trainer) and
+which of its parameters are tables indexed by task or by language
+(:meth:`FactorizationGuide.indexed_by`, which ``pfpyro extend`` grows by new rows).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -20,11 +25,17 @@ from torch.nn.functional import softplus
 
 from pfpyro.data.batch import PairsBatch
 from pfpyro.model.factorization import ParameterFactorization
+from pfpyro.model.kl import kl_lowrank_to_standard
 from pfpyro.model.registry import register
 
 
 class FactorizationGuide(PyroModule):
     """The guide's common part: sites t and l in their plates, then θ as in the model."""
+
+    #: The names of the guide's parameters whose first dimension runs over the tasks, and
+    #: over the languages (None: those named ``t_*`` and ``l_*``, the built-in convention).
+    task_params: tuple[str, ...] | None = None
+    language_params: tuple[str, ...] | None = None
 
     def __init__(self, factorization: ParameterFactorization, name: str = "guide") -> None:
         super().__init__(name=name)
@@ -48,17 +59,10 @@ class FactorizationGuide(PyroModule):
         """q(l): batch shape [m languages], event shape [h]."""
         raise NotImplementedError
 
-    def forward(
-        self,
-        task: str,
-        lang: str,
-        features: Tensor,
-        mask: Tensor,
-        labels: Tensor | None = None,
-        pair_size: int | None = None,
-        kl_weight: float = 1.0,
-        pair_weight: float = 1.0,
-    ) -> None:
+    def forward(self, task: str, lang: str, *data: Any, **scales: Any) -> None:
+        """The guide of :meth:`ParameterFactorization.forward`, called with the model's own
+        arguments (Pyro's rule); of them it reads the pair and ``kl_weight``."""
+        kl_weight = _kl_weight(*data, **scales)
         i, j = self.task_index(task), self.lang_index(lang)
         t, l = self.sample_latents(self.task_posterior(), self.language_posterior(), kl_weight)
         self.sample_theta(t[..., i : i + 1, :], l[..., j : j + 1, :], i)
@@ -70,10 +74,32 @@ class FactorizationGuide(PyroModule):
         with self.pairs_plate(batch):
             self.sample_pair_thetas(t, l, batch.pairs)
 
+    def indexed_by(self, name: str) -> str | None:
+        """ "tasks" or "langs" when the guide's parameter ``name`` (an attribute name; a
+        PyroParam's stored ``*_unconstrained`` tensor counts as the parameter) is a table with
+        one row per task or per language, as the guide declares (what extension grows)."""
+        name = name.removesuffix("_unconstrained")
+        tasks, langs = self.task_params, self.language_params
+        if name in tasks if tasks is not None else name.startswith("t_"):
+            return "tasks"
+        if name in langs if langs is not None else name.startswith("l_"):
+            return "langs"
+        return None
+
+    def closed_form_kl(self) -> tuple[float, float] | None:
+        """(KL(q(t) ‖ p(t)), KL(q(l) ‖ p(l))) summed over tasks / languages, in closed form
+        against N(0, I) (eqs. 9–10); None for a family that has none."""
+        return None
+
     @torch.no_grad()
     def posterior_means(self) -> tuple[Tensor, Tensor]:
         """``(E_q[t], E_q[l])``, shapes ``[n, h]`` and ``[m, h]``: what the plug-in uses (§3.2)."""
         return self.task_posterior().mean.detach(), self.language_posterior().mean.detach()
+
+
+def _kl_weight(features, mask, labels=None, pair_size=None, kl_weight=1.0, pair_weight=1.0):
+    """``kl_weight`` of the model's arguments after the pair, positional or named."""
+    return kl_weight
 
 
 def _init_loc(rows: int, dim: int) -> Tensor:
@@ -89,6 +115,9 @@ def _init_uniform(*shape: int) -> Tensor:
 @register("guide", "lr")
 class LowRankGuide(FactorizationGuide):
     """PF-lr: a diagonal-plus-rank-k Gaussian per task and per language (eqs. 7–8)."""
+
+    task_params = ("t_loc", "t_factor", "t_rho")
+    language_params = ("l_loc", "l_factor", "l_rho")
 
     def __init__(self, factorization: ParameterFactorization, rank: int = 10) -> None:
         super().__init__(factorization)
@@ -107,10 +136,19 @@ class LowRankGuide(FactorizationGuide):
     def language_posterior(self) -> dist.LowRankMultivariateNormal:
         return dist.LowRankMultivariateNormal(self.l_loc, self.l_factor, softplus(self.l_rho))
 
+    @torch.no_grad()
+    def closed_form_kl(self) -> tuple[float, float]:
+        kl_t = kl_lowrank_to_standard(self.t_loc, self.t_factor, softplus(self.t_rho))
+        kl_l = kl_lowrank_to_standard(self.l_loc, self.l_factor, softplus(self.l_rho))
+        return float(kl_t.sum()), float(kl_l.sum())
+
 
 @register("guide", "d")
 class DiagonalGuide(FactorizationGuide):
     """PF-d: a diagonal Gaussian per task and per language; δ² = softplus(ρ) is the variance."""
+
+    task_params = ("t_loc", "t_rho")
+    language_params = ("l_loc", "l_rho")
 
     def __init__(self, factorization: ParameterFactorization) -> None:
         super().__init__(factorization)
@@ -125,3 +163,9 @@ class DiagonalGuide(FactorizationGuide):
 
     def language_posterior(self) -> dist.Distribution:
         return dist.Normal(self.l_loc, softplus(self.l_rho).sqrt()).to_event(1)
+
+    @torch.no_grad()
+    def closed_form_kl(self) -> tuple[float, float]:
+        kl_t = kl_lowrank_to_standard(self.t_loc, None, softplus(self.t_rho))
+        kl_l = kl_lowrank_to_standard(self.l_loc, None, softplus(self.l_rho))
+        return float(kl_t.sum()), float(kl_l.sum())

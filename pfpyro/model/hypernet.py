@@ -8,6 +8,7 @@ value) and a softplus layer (f_phi, a positive **variance**), respectively.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pyro.nn import PyroModule
@@ -37,6 +38,15 @@ def shared_layers(latent_dim: int, hidden_dims: Sequence[int]) -> tuple[nn.Seque
     return nn.Sequential(*layers), width
 
 
+def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...]:
+    """``hidden_dims`` as a tuple; ConfigError on a width or variance no network can have."""
+    if any(int(h) < 1 for h in hidden_dims):
+        raise ConfigError(f"hidden_dims must be positive, got {list(hidden_dims)}")
+    if not init_variance > 0:
+        raise ConfigError(f"init_variance must be positive, got {init_variance}")
+    return tuple(int(h) for h in hidden_dims)
+
+
 def init_variance_layer(layer: nn.Linear, init_variance: float) -> None:
     """f_phi's last layer (before its softplus) starts at about ``init_variance`` everywhere:
     small weights, the bias at softplus⁻¹(init_variance)."""
@@ -57,10 +67,12 @@ class HyperNetwork(PyroModule):
     def __init__(
         self,
         latent_dim: int,
-        out_dim: int,
+        out_dim: int | Sequence[int],
         hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
         init_variance: float = 1e-3,
     ) -> None:
+        hidden_dims = _checked(hidden_dims, init_variance)
+        out_dim = out_dim if isinstance(out_dim, int) else max(out_dim)
         super().__init__()
         self.shared, width = shared_layers(latent_dim, hidden_dims)
         self.mean = nn.Linear(width, out_dim)  # f_psi's last layer
@@ -77,6 +89,7 @@ class HyperNetwork(PyroModule):
         return self.mean(hidden), nn.functional.softplus(self.variance(hidden))
 
 
+@register("hypernet", "blocked")
 class TaskBlockedHyperNetwork(PyroModule):
     """A hypernetwork whose outputs are blocked by task: task i owns its own θ (width
     ``out_dims[i]``), so no output slot is shared by labels of different tasks.
@@ -84,35 +97,39 @@ class TaskBlockedHyperNetwork(PyroModule):
     The paper's network pads every task to the largest label set and shares the slots, so the
     language path moves POS column k and NER column k together although they mean unrelated
     labels. Here the shared layers read t ⊕ l ⊕ (t − l) ⊕ (t ⊙ l) as in the paper, and each
-    task has its own last layers. With ``base=True`` each task also has a point-estimated base
+    task has its own last layers (the ``blocked`` layout). In the ``residual`` layout
+    (:class:`ResidualHyperNetwork`, ``with_base``) each task also has a point-estimated base
     classifier and the network gives only a language-dependent offset, scaled by
     ``offset_scale``:  f_psi(t_i, l_j) = base_i + offset_scale · g_i(t_i, l_j).  A zero offset
     is the joint multilingual classifier (JM) of the task, so the language path is a
     correction to it whose strength ``offset_scale`` (and the decay on g) sets.
     """
 
-    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor
-    #: (a step over several pairs needs a shared output; see ``model_pairs``).
+    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor:
+    #: no step over several pairs (``model_pairs``), no new task by extension.
     task_blocked = True
+    supports_pairs_per_step = False
+    #: Each task also has a point-estimated base classifier (the residual layout).
+    with_base = False
 
     def __init__(
         self,
         latent_dim: int,
         out_dims: Sequence[int],
-        hidden_dims: Sequence[int] = (),
+        hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
         init_variance: float = 1e-3,
-        *,
-        base: bool = False,
-        offset_scale: float = 1.0,
     ) -> None:
+        hidden_dims = _checked(hidden_dims, init_variance)
         super().__init__()
         self.shared, width = shared_layers(latent_dim, hidden_dims)
         self.out_dims = tuple(int(d) for d in out_dims)
-        self.offset_scale = float(offset_scale)
+        self.offset_scale = 1.0
         self.mean = nn.ModuleList(nn.Linear(width, d) for d in self.out_dims)
         self.variance = nn.ModuleList(nn.Linear(width, d) for d in self.out_dims)
         self.base = (
-            nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in self.out_dims) if base else None
+            nn.ParameterList(nn.Parameter(torch.zeros(d)) for d in self.out_dims)
+            if self.with_base
+            else None
         )
         for layer in self.variance:
             init_variance_layer(layer, init_variance)
@@ -128,64 +145,31 @@ class TaskBlockedHyperNetwork(PyroModule):
         return mean, nn.functional.softplus(self.variance[task](hidden))
 
 
-# -- the registered layouts (factories: latent_dim, per-task θ widths, named arguments) --------
-
-#: The registered layouts that generate each task's θ apart (a :class:`TaskBlockedHyperNetwork`),
-#: so that a config can be checked before any work for what they cannot do.
-TASK_BLOCKED_HYPERNETS: tuple[str, ...] = ("blocked", "residual")
-
-
-def _checked(hidden_dims: Sequence[int], init_variance: float) -> tuple[int, ...]:
-    """``hidden_dims`` as a tuple; ConfigError on a width or variance no network can have."""
-    if any(int(h) < 1 for h in hidden_dims):
-        raise ConfigError(f"hidden_dims must be positive, got {list(hidden_dims)}")
-    if not init_variance > 0:
-        raise ConfigError(f"init_variance must be positive, got {init_variance}")
-    return tuple(int(h) for h in hidden_dims)
+# -- the other registered layouts (latent_dim, per-task θ widths, named arguments) -------------
+# Classes, so that what each can do is declared on it (pfpyro.model.capabilities); "blocked" is
+# TaskBlockedHyperNetwork itself.
 
 
 @register("hypernet", "shared")
-def shared_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-) -> HyperNetwork:
+class SharedHyperNetwork(HyperNetwork):
     """The paper's layout: one output, as wide as the widest task's θ, shared by every task
     (a task with fewer labels uses the first columns)."""
-    return HyperNetwork(
-        latent_dim, max(out_dims), _checked(hidden_dims, init_variance), init_variance
-    )
 
-
-@register("hypernet", "blocked")
-def blocked_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-) -> TaskBlockedHyperNetwork:
-    """One output block per task, no shared slots (:class:`TaskBlockedHyperNetwork`)."""
-    hidden = _checked(hidden_dims, init_variance)
-    return TaskBlockedHyperNetwork(latent_dim, out_dims, hidden, init_variance)
+    #: A new task uses the first columns of the shared output: ``pfpyro extend`` can add one.
+    accepts_new_tasks = True
 
 
 @register("hypernet", "residual")
-def residual_hypernet(
-    latent_dim: int,
-    out_dims: Sequence[int],
-    hidden_dims: Sequence[int] = PAPER_HIDDEN_DIMS,
-    init_variance: float = 1e-3,
-    offset_scale: float = 1.0,
-) -> TaskBlockedHyperNetwork:
-    """Per-task base classifiers plus a language-dependent offset scaled by ``offset_scale``."""
-    if not offset_scale > 0:
-        raise ConfigError(f"offset_scale must be positive, got {offset_scale}")
-    return TaskBlockedHyperNetwork(
-        latent_dim,
-        out_dims,
-        _checked(hidden_dims, init_variance),
-        init_variance,
-        base=True,
-        offset_scale=offset_scale,
-    )
+class ResidualHyperNetwork(TaskBlockedHyperNetwork):
+    """Per-task base classifiers plus a language-dependent offset scaled by ``offset_scale``;
+    ``layout`` is the shared layers' ``hidden_dims`` and ``init_variance``."""
+
+    with_base = True
+
+    def __init__(
+        self, latent_dim: int, out_dims: Sequence[int], offset_scale: float = 1.0, **layout: Any
+    ) -> None:
+        if not offset_scale > 0:
+            raise ConfigError(f"offset_scale must be positive, got {offset_scale}")
+        super().__init__(latent_dim, out_dims, **layout)
+        self.offset_scale = float(offset_scale)

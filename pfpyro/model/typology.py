@@ -16,13 +16,16 @@ vector exactly. The prior therefore reads ``z_j``: the vectors centred over the 
 languages and projected on their first ``components`` principal directions (scaled to unit
 variance), computed at construction from ``vectors`` alone (signs fixed, so that a rebuilt
 model gets the same projection). The vectors themselves are an argument of the component,
-saved in ``model.json``: a run rebuilds without lang2vec. :func:`pfpyro.experiment.fit_pf`
-fills them in from the catalog's language table when a config names the prior without them.
+saved in ``model.json``: a run rebuilds without lang2vec. The prior declares that it needs a
+language table (``needs_language_table``); the pipeline then has :meth:`TypologyPrior.complete_args`
+fill the vectors in from the catalog's language table when a config names the prior without
+them (:func:`pfpyro.pipeline.fit.with_language_data`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyro.distributions as dist
 import torch
@@ -30,6 +33,8 @@ from pyro.distributions import constraints
 from pyro.nn import PyroParam
 from torch import Tensor, nn
 
+from pfpyro.data.catalog import LanguageTable
+from pfpyro.data.uriel import FEATURE_SET, uriel_vector
 from pfpyro.errors import ConfigError
 from pfpyro.model.priors import LatentPrior, standard_normal
 from pfpyro.model.registry import register
@@ -54,6 +59,23 @@ def principal_scores(vectors: Tensor, components: int) -> Tensor:
 @register("prior", "typology")
 class TypologyPrior(LatentPrior):
     """p(t) = N(0, I); p(l_j) = N(A z_j + b, σ² I), z_j from language j's URIEL vector."""
+
+    #: Each language's URIEL code is read from the run's language table (checked before any
+    #: work), and :meth:`complete_args` turns it into the prior's ``vectors``.
+    needs_language_table = True
+
+    @classmethod
+    def complete_args(
+        cls, args: Mapping[str, Any], langs: Sequence[str], language_table: LanguageTable | None
+    ) -> dict[str, Any]:
+        """``args`` with, unless given, the URIEL vector of each of ``langs`` (the prior's
+        ``feature_set``, by default NS's) from ``language_table``: they then travel in
+        model.json."""
+        if "vectors" in args:
+            return dict(args)
+        feature_set = args.get("feature_set", FEATURE_SET)
+        vectors = {lang: uriel_vector(lang, feature_set, language_table).tolist() for lang in langs}
+        return {**args, "feature_set": feature_set, "vectors": vectors}
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from pfpyro.report.figures import (
     pool_reliability,
     write_figures,
 )
+from pfpyro.report.markdown import markdown_table
 from pfpyro.report.tables import (
     MODEL_ORDER,
     OPTIONAL_METRICS,
@@ -61,6 +62,7 @@ __all__ = [
     "figure_per_language",
     "figure_reliability",
     "format_cell",
+    "markdown_table",
     "order_models",
     "pca_project",
     "per_pair_markdown",

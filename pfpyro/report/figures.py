@@ -26,13 +26,13 @@ from pfpyro.atomic import atomic_write
 from pfpyro.data.tasks import find_task
 from pfpyro.errors import PfpyroError
 from pfpyro.evaluate.correlation import POOLED, Correlation, correlate_by_group
+from pfpyro.evaluate.scoring import headline_metric
 from pfpyro.evaluate.uncertainty import ece_from_bins
 from pfpyro.report.tables import (
     as_frame,
     check_columns,
     check_results,
     display_name,
-    headline_metric,
     order_models,
     per_pair_table,
     task_colour,

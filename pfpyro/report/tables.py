@@ -2,9 +2,10 @@
 
 A result frame has one row per model × partition × seed × task–language pair × metric, with the
 columns of :data:`RESULT_COLUMNS`; values are fractions in [0, 1]. Every table here follows one
-recipe (DESIGN §7): average the headline metric over the held-out pairs within each seed, then
-report the mean ± std over seeds. Partitions are pooled, since across the two paper partitions
-each pair is held out exactly once (a pair scored in several partitions counts once, averaged).
+recipe (docs/design.md §7): average the headline metric over the held-out pairs within each
+seed, then report the mean ± std over seeds. Partitions are pooled, since across the two paper
+partitions each pair is held out exactly once (a pair scored in several partitions counts once,
+averaged).
 
 Tables are DataFrames of fractions with two-level columns ``(label, stat)``, where ``stat`` is
 ``mean``, ``std`` (over seeds, ``ddof=0``, so a single seed gives 0) and ``seeds`` (how many
@@ -24,6 +25,8 @@ import pandas as pd
 from pfpyro.atomic import atomic_write_text
 from pfpyro.data.tasks import find_task, task_order
 from pfpyro.errors import DataFormatError, PfpyroError
+from pfpyro.evaluate.scoring import headline_metric
+from pfpyro.report.markdown import markdown_table
 
 RESULT_COLUMNS: tuple[str, ...] = ("model", "partition", "seed", "task", "lang", "metric", "value")
 
@@ -69,13 +72,6 @@ def order_models(models: Iterable[str]) -> list[str]:
     distinct = set(models)
     known = [m for m in MODEL_ORDER if m in distinct]
     return known + sorted(distinct - set(MODEL_ORDER))
-
-
-def headline_metric(task: str) -> str:
-    """The metric a task is ranked by (its description's; POS accuracy, NER span F1), or
-    ``score``, which every result holds, for a task this process does not know."""
-    spec = find_task(task)
-    return spec.metric if spec is not None else "score"
 
 
 def task_headlines(task: str) -> list[tuple[str, str, str]]:
@@ -318,20 +314,8 @@ def format_cell(mean: float, std: float, *, percent: bool = True) -> str:
 
 
 def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A pipe table: first column left-aligned (names), the others right-aligned (numbers)."""
-    rows = [[cell.replace("|", "\\|") for cell in row] for row in [header, *body]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = [":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)]
-    lines = [line(rows[0]), "|" + "|".join(rule) + "|"] + [line(r) for r in rows[1:]]
-    return "\n".join(lines) + "\n"
+    """A padded pipe table: first column left-aligned (names), the others right-aligned."""
+    return markdown_table(header, body, align="l" + "r" * (len(header) - 1), pad=True)
 
 
 def table_markdown(

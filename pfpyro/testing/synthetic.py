@@ -14,10 +14,9 @@ import torch
 from torch import Tensor
 
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.model.heads import SoftmaxHead
 from pfpyro.model.hypernet import HyperNetwork
-
-Pair = tuple[str, str]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from pfpyro.config import load_config
-from pfpyro.experiment import build_partitions, load_catalog
+from pfpyro.pipeline.setup import build_partitions, load_catalog
 
 
 def main(path: str) -> None:

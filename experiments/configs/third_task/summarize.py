@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pfpyro.report import markdown_table
+
 RUNS = {
     "two_tasks": "POS + NER",
     "three_tasks": "+ deprel, 500 steps",
@@ -44,26 +46,26 @@ def summary(frame: pd.DataFrame) -> str:
     per_seed = frame.groupby(["model", "task", "run", "seed"])["value"].mean().unstack("run")
     others = [run for run in RUNS if run != BASE]
     head = [RUNS[run] for run in RUNS] + [f"{RUNS[run]} − POS + NER" for run in others]
-    lines = ["| Model | Task | " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(head)]
+    body = []
     for (model, task), rows in per_seed.groupby(level=["model", "task"], sort=True):
         cells = [f"{rows[run].mean():.2f} ± {rows[run].std(ddof=0):.2f}" for run in RUNS]
         for run in others:
             diff = rows[run] - rows[BASE]
             higher = int((diff > 0).sum())
             cells.append(f"{diff.mean():+.2f} ± {diff.std(ddof=0):.2f} ({higher}/{len(diff)})")
-        lines.append(f"| {model} | {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append([model, task, *cells])
+    return markdown_table(["Model", "Task", *head], body, align="--" + "r" * len(head)).rstrip("\n")
 
 
 def per_pair(frame: pd.DataFrame) -> str:
     """Each held-out pair's mean over seeds in each run."""
     means = frame.groupby(["model", "task", "lang", "run"])["value"].mean().unstack("run")
     head = [RUNS[run] for run in RUNS]
-    lines = ["| Model | Pair | " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(head)]
-    for (model, task, lang), row in means.iterrows():
-        cells = " | ".join(f"{row[run]:.2f}" for run in RUNS)
-        lines.append(f"| {model} | {task}/{lang} | {cells} |")
-    return "\n".join(lines)
+    body = [
+        [model, f"{task}/{lang}", *(f"{row[run]:.2f}" for run in RUNS)]
+        for (model, task, lang), row in means.iterrows()
+    ]
+    return markdown_table(["Model", "Pair", *head], body, align="--" + "r" * len(head)).rstrip("\n")
 
 
 def main(runs: Path, out: Path) -> None:

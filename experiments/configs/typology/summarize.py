@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pfpyro.report import markdown_table
+
 NAMES = {
     ("nodata_typology", "pf-lr"): "PF-lr, typology prior",
     ("nodata_typology", "pf-lr-bma"): "PF-lr-bma, typology prior",
@@ -45,16 +47,16 @@ def nodata(runs: Path) -> tuple[pd.DataFrame, str]:
     )
     order = [name for name in NAMES.values() if name in table.columns]
     table = table[order]
-    lines = ["| Model | " + " | ".join(TASKS.values()) + " |", "|---|" + "---:|" * len(TASKS)]
+    align = "-" + "r" * len(TASKS)
+    body = []
     for model in order:
         cells = []
         for task in TASKS:
             column = table.loc[task, model]
             cells.append(f"{column.mean():.2f} ± {column.std():.2f} (n={column.count()})")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        body.append([model, *cells])
     ours = "PF-lr, typology prior"
-    lines += ["", f"Languages where {ours} scores higher / lower than each other model:", ""]
-    lines += ["| against | " + " | ".join(TASKS.values()) + " |", "|---|" + "---:|" * len(TASKS)]
+    against = []
     for model in order:
         if model == ours:
             continue
@@ -62,8 +64,11 @@ def nodata(runs: Path) -> tuple[pd.DataFrame, str]:
         for task in TASKS:
             diff = (table.loc[task, ours] - table.loc[task, model]).dropna()
             cells.append(f"{(diff > 0).sum()} / {(diff < 0).sum()} (mean {diff.mean():+.2f})")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return table.round(2).reset_index(), "\n".join(lines) + "\n"
+        against.append([model, *cells])
+    text = markdown_table(["Model", *TASKS.values()], body, align=align)
+    text += f"\nLanguages where {ours} scores higher / lower than each other model:\n\n"
+    text += markdown_table(["against", *TASKS.values()], against, align=align)
+    return table.round(2).reset_index(), text
 
 
 def paper_partitions(runs: Path) -> str:
@@ -74,14 +79,14 @@ def paper_partitions(runs: Path) -> str:
         for (model, task), values in per_run.groupby(level=["model", "task"]):
             rows.append((model, prior, task, values.mean(), values.std(), len(values)))
     frame = pd.DataFrame(rows, columns=["model", "prior", "task", "mean", "sd", "runs"])
-    lines = ["| Model | prior | " + " | ".join(TASKS.values()) + " |", "|---|---|---:|---:|"]
+    body = []
     for (model, prior), group in frame.groupby(["model", "prior"], sort=True):
         cells = []
         for task in TASKS:
             row = group[group.task == task].iloc[0]
             cells.append(f"{row['mean']:.2f} ± {row['sd']:.2f}")
-        lines.append(f"| {model} | {prior} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append([model, prior, *cells])
+    return markdown_table(["Model", "prior", *TASKS.values()], body, align="--rr")
 
 
 def main(argv: list[str]) -> None:

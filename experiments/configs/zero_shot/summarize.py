@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from pfpyro.config import config_from_dict
-from pfpyro.experiment import write_reports
+from pfpyro.pipeline.grid import write_reports
+from pfpyro.report import markdown_table
 
 HELDOUT = [("pos", "accuracy"), ("ner", "span_f1"), ("ner", "span_f1_valid")]
 
@@ -128,12 +129,11 @@ def markdown(table: pd.DataFrame) -> str:
             return f"{value:.4f}"
         return cell(value)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += [
-        "| " + " | ".join(shown(c, v) for c, v in zip(table.columns, row, strict=True)) + " |"
+    body = [
+        [shown(c, v) for c, v in zip(table.columns, row, strict=True)]
         for row in table.itertuples(False)
     ]
-    return "\n".join(lines)
+    return markdown_table(list(table.columns), body).rstrip("\n")
 
 
 if __name__ == "__main__":

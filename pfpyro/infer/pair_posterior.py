@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn.functional import softplus
 
 from pfpyro.data.batch import PairTensors, sentence_chunks
+from pfpyro.data.pairs import Pair
 from pfpyro.errors import ConfigError
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.extend import only_training
@@ -43,7 +44,6 @@ from pfpyro.model.guides import FactorizationGuide
 from pfpyro.model.positive import inverse_softplus
 from pfpyro.progress import progress_bar
 
-Pair = tuple[str, str]
 TAU_INIT = 0.1
 
 

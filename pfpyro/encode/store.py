@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.catalog import Catalog
+from pfpyro.data.pairs import Pair
 from pfpyro.data.sampling import cap_sentences
 from pfpyro.data.sentence import Sentence
 from pfpyro.data.tasks import label_set
 from pfpyro.encode import WordEncoder
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
-
-Pair = tuple[str, str]
 
 ALL = "all"
 """``cap=ALL``: every sentence of the split, whatever the run's caps (the LS source's POS)."""

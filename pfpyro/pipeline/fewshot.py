@@ -1,10 +1,10 @@
 """``pfpyro fewshot CONFIG --out OUT``: learning curves of the unseen pairs (issue 9, item 4).
 
 For one partition and seed of an experiment config: the PF model is trained as
-``pfpyro experiment`` trains it (:func:`pfpyro.experiment.fit_pf`), then every held-out pair
+``pfpyro experiment`` trains it (:func:`pfpyro.pipeline.fit.fit_pf`), then every held-out pair
 gets k of its own labelled training sentences, for each k of ``ks``:
 
-- PF: :func:`pfpyro.infer.fewshot.fit_pair` updates q(l_j) and q(θ_ij) on the pair's k
+- PF: :func:`pfpyro.infer.pair_posterior.fit_pair` updates q(l_j) and q(θ_ij) on the pair's k
   sentences, the run held fixed (k = 0: the zero-shot model);
 - JM: retrained on its usual data plus the same k sentences of every held-out pair, with the
   config's baseline settings and seen-dev early stopping.
@@ -29,20 +29,15 @@ import torch
 from pfpyro.atomic import atomic_write_text
 from pfpyro.config import PF_MODELS, ExperimentConfig
 from pfpyro.data.batch import PairTensors
+from pfpyro.data.pairs import Pair
 from pfpyro.data.partition import Partition
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score
-from pfpyro.experiment import (
-    Setup,
-    fit_baseline_model,
-    fit_pf,
-    heldout_predictions,
-    pf_model_config,
-    prepare,
-)
-from pfpyro.features import Pair
-from pfpyro.infer.fewshot import FewShotPredictor, FewShotSettings, fit_pair
-from pfpyro.report import figure_fewshot
+from pfpyro.infer.pair_posterior import FewShotPredictor, FewShotSettings, fit_pair
+from pfpyro.pipeline.fit import fit_baseline_model, fit_pf, pf_model_config
+from pfpyro.pipeline.grid import heldout_predictions
+from pfpyro.pipeline.setup import Setup, prepare
+from pfpyro.report import figure_fewshot, markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +135,9 @@ def run_fewshot(
 def markdown(frame: pd.DataFrame) -> str:
     """Mean score over each task's held-out pairs, per model and k."""
     table = frame.pivot_table(index=["task", "model"], columns="k", values="score", aggfunc="mean")
-    header = "| task | model | " + " | ".join(f"k={k}" for k in table.columns) + " |"
-    lines = [header, "|---|---|" + "---:|" * len(table.columns)]
-    for (task, model), row in table.iterrows():
-        lines.append(f"| {task} | {model} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
-    return "\n".join(lines) + "\n"
+    header = ["task", "model", *(f"k={k}" for k in table.columns)]
+    body = [[task, model, *(f"{v:.2f}" for v in row)] for (task, model), row in table.iterrows()]
+    return markdown_table(header, body, align="--" + "r" * len(table.columns))
 
 
 __all__ = ["DEFAULT_KS", "run_fewshot", "shot_pool"]

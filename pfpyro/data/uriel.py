@@ -10,7 +10,7 @@ catalog file and entry: a missing language never becomes a silent zero vector.
 
 - :func:`uriel_vector`: the ``syntax_knn+phonology_knn+inventory_knn`` vector (289 binary
   features, with missing values imputed by URIEL's k-NN predictions), used by the NS baseline
-  to pick the typologically nearest source language (DESIGN §6; paper §4.3).
+  to pick the typologically nearest source language (docs/design.md §9; paper §4.3).
 - :func:`language_family`: the top-level family from URIEL's ``fam`` features, for the
   similar/different-language subsets of Table 2.
 
@@ -36,7 +36,7 @@ from pfpyro.data.catalog import LanguageTable, shipped_languages
 from pfpyro.errors import ConfigError
 
 FEATURE_SET = "syntax_knn+phonology_knn+inventory_knn"
-"""The lang2vec feature set of the NS baseline (DESIGN §6)."""
+"""The lang2vec feature set of the NS baseline (docs/design.md §9)."""
 
 
 @functools.cache
