@@ -49,6 +49,18 @@ def start_writer(root: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     return writer, finish
 
 
+def stale_temporary(root: Path):
+    """The one temporary in the cache, once stale: the kernel can free a killed writer's lock
+    a moment after the process has ended, so this waits for it (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while True:
+        (temp,) = FeatureCache(root).temporaries()
+        if temp.stale:
+            return temp
+        assert time.monotonic() < deadline, f"{temp.path} never became stale"
+        time.sleep(0.05)
+
+
 def store_one(cache: FeatureCache, words: list[list[str]], value: float = 3.0) -> np.ndarray:
     return cache.get_or_compute_flat(
         "model-a", 250, words, lambda lists: [np.full((len(w), 4), value) for w in lists]
@@ -61,8 +73,8 @@ def test_a_killed_writers_temporary_goes_at_the_next_write_and_entries_stay(tmp_
     writer, _ = start_writer(root, tmp_path)
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
-    (temp,) = FeatureCache(root).temporaries()  # what the killed writer left
-    assert temp.stale and temp.pid == writer.pid and temp.size > 0
+    temp = stale_temporary(root)  # what the killed writer left
+    assert temp.pid == writer.pid and temp.size > 0
 
     second = FeatureCache(root)
     store_one(second, [["another"]])  # the second run's first write cleans up
@@ -104,8 +116,8 @@ def test_a_killed_writer_not_yet_reaped_is_gone(tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     try:
-        (temp,) = FeatureCache(root).temporaries()
-        assert temp.stale
+        stale_temporary(root)
+        assert Path(f"/proc/{writer.pid}/stat").exists()  # not reaped: still a zombie
     finally:
         writer.wait()
 
