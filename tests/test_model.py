@@ -268,10 +268,18 @@ def test_svi_bench_runs_with_tiny_sizes(capsys):
         "plugin_s",
         "bma_s",
         "bma_over_plugin",
+        "jm_step_s",
+        "pf_sentences_per_s",
+        "jm_sentences_per_s",
+        "pf_over_jm_throughput",
     }
     assert all(value > 0 for value in results.values())
+    assert results["pf_over_jm_throughput"] == pytest.approx(
+        results["pf_sentences_per_s"] / results["jm_sentences_per_s"]
+    )
     out = capsys.readouterr().out
     assert "SVI step" in out and "BMA predict" in out and "train_top k" in out
+    assert f"PF/JM training throughput {results['pf_over_jm_throughput']:.3f}" in out
     assert (
         "pairs/step" in out
         and len([line for line in out.splitlines() if line.startswith(" " * 9 + "4")]) == 1

@@ -10,7 +10,11 @@ default, T = 25) and the paper-sized PF-lr model (h = 100, hidden 400, 768 × 4,
 
 each as the median of ``--repeats`` steps after ``--warmup`` steps (the two alternate, so that
 a change in the machine's load hits both alike), and prints both and the
-ratio (a)/(b) (goal ≤ 1.5). With ``--pairs`` (default 1,4,16) it times the same two for a
+ratio (a)/(b) (goal ≤ 1.5). It also times (c) one training step of JM's classifier
+(:class:`~pfpyro.baselines.linear.LinearTagger`: cross-entropy of the same sentences' words,
+Adam) and prints PF's and JM's training sentences per second and the line
+``PF/JM training throughput <ratio>`` (goal ≥ 0.5; PF at its best number of pairs per step).
+With ``--pairs`` (default 1,4,16) it times the same two for a
 step over P pairs at once (``pairs_per_step``: :meth:`model_pairs` against
 :func:`~pfpyro.testing.reference.reference_pairs_elbo`), P mini-batches like the one above,
 and prints each P's times, ratio and words per second. With ``--train-top`` (default 0,1) it
@@ -42,6 +46,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 
+from pfpyro.baselines.linear import LinearTagger
 from pfpyro.config import OptimConfig
 from pfpyro.data.batch import PairsBatch, PairTensors
 from pfpyro.data.subwords import SubwordStates
@@ -177,6 +182,23 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         device,
     )
     results["svi_over_reference"] = results["svi_step_s"] / results["reference_step_s"]
+
+    jm = LinearTagger(e, opts.classes).to(device)
+    jm_adam = torch.optim.Adam(jm.parameters(), lr=1e-3)
+    words_x, words_y = features[mask], labels[mask]
+
+    def jm_step() -> None:  # one mini-batch of JM's training (LinearTagger.fit's step)
+        jm_adam.zero_grad()
+        torch.nn.functional.cross_entropy(jm.logits(words_x), words_y).backward()
+        jm_adam.step()
+
+    _, results["jm_step_s"] = paired_medians(
+        lambda: svi_update(elbo, factorization, guide, optim, *args_),
+        jm_step,
+        opts.warmup,
+        opts.repeats,
+        device,
+    )
     words = int(mask.sum())
     per_p = {1: (results["svi_step_s"], results["reference_step_s"])}
     for count in sorted({int(p) for p in opts.pairs.split(",") if p.strip()} - {1}):
@@ -218,6 +240,13 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         results[f"svi_step_top{k}_s"], results[f"reference_step_top{k}_s"] = per_k[k]
         results[f"svi_over_reference_top{k}"] = per_k[k][0] / per_k[k][1]
 
+    # Training sentences per second: PF at its best number of pairs per step, JM's step.
+    pf_rates = {count: count * b / svi_s for count, (svi_s, _) in per_p.items()}
+    best_p = max(pf_rates, key=pf_rates.__getitem__)
+    results["pf_sentences_per_s"] = pf_rates[best_p]
+    results["jm_sentences_per_s"] = b / results["jm_step_s"]
+    results["pf_over_jm_throughput"] = results["pf_sentences_per_s"] / results["jm_sentences_per_s"]
+
     plugin = PFPredictor(factorization, guide, mode="plugin", batch_size=b)
     bma = PFPredictor(factorization, guide, mode="bma", num_samples=opts.samples, batch_size=b)
     results["bma_s"], results["plugin_s"] = paired_medians(
@@ -247,6 +276,11 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         print(f"train_top k   SVI step ms   reference ms   ratio   (S={opts.subwords} subwords)")
         for k, (svi_s, ref_s) in per_k.items():
             print(f"{k:11d} {svi_s * 1e3:13.2f} {ref_s * 1e3:14.2f} {svi_s / ref_s:7.2f}")
+    print(f"JM step          {results['jm_step_s'] * 1e3:9.2f} ms")
+    print(f"PF training      {results['pf_sentences_per_s']:9.0f} sentences/s   "
+          f"({best_p} pair(s) per step)")  # fmt: skip
+    print(f"JM training      {results['jm_sentences_per_s']:9.0f} sentences/s")
+    print(f"PF/JM training throughput {results['pf_over_jm_throughput']:.3f}   (goal >= 0.5)")
     print(f"plug-in predict  {results['plugin_s'] * 1e3:9.2f} ms")
     print(f"BMA predict      {results['bma_s'] * 1e3:9.2f} ms   ({opts.samples} samples)")
     print(f"ratio            {results['bma_over_plugin']:9.2f}   (goal <= 5)")
