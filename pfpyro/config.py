@@ -227,12 +227,22 @@ def import_components(imports: Sequence[str]) -> None:
             ) from None
 
 
+#: How gradients are bounded before each Adam step: ``value``, ClippedAdam's clamp of every
+#: element at ±clip_norm (pfpyro's default so far); ``norm``, the gradient of all parameters
+#: scaled so that its global L2 norm is at most clip_norm (the direction kept); ``none``.
+CLIP_MODES: tuple[str, ...] = ("value", "norm", "none")
+
+
 @dataclass
 class OptimConfig:
     """The optimiser (YAML ``optim:``): Pyro's ClippedAdam, per parameter."""
 
     lr: float = 1e-3
-    clip_norm: float = 10.0  # ClippedAdam: each gradient element clamped to ±clip_norm
+    clip_norm: float = 10.0  # the bound of ``clip`` (ClippedAdam's name for it)
+    clip: str = "value"  # CLIP_MODES: per element (ClippedAdam), global norm, or none
+    # The learning rate of the guide's q(t) and q(l) (None: lr). A latent vector is updated
+    # only in the steps that draw one of its pairs, so it may want a larger rate than ψ, φ.
+    latent_lr: float | None = None
     lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
     weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
     # The learning rate of a trained encoder top (encoder.train_top ≥ 1): it starts from
@@ -246,6 +256,10 @@ class OptimConfig:
         for name in ("lr", "clip_norm", "lr_decay", "top_lr"):
             if not getattr(self, name) > 0:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.latent_lr is not None and not self.latent_lr > 0:
+            out.append(f"latent_lr must be positive, got {self.latent_lr}")
+        if self.clip not in CLIP_MODES:
+            out.append(f"clip {self.clip!r} is unknown; known: {', '.join(CLIP_MODES)}")
         return out
 
 

@@ -30,10 +30,12 @@ A step is Pyro's SVI written out over module-local parameters (:mod:`pfpyro.mode
 ELBO's ``loss_and_grads`` on the model and guide modules, then one optimiser step on their
 ``named_parameters()``. Optimiser: Pyro's ``ClippedAdam`` (a torch optimiser), one parameter
 group for the hypernetwork (with ``weight_decay``), one for a trained encoder top (``top_lr``;
-``encoder_top=`` gives its pretrained weights) and one for the rest. Despite its
-parameter's name, it clips by value: each gradient element is clamped to
-[-clip_norm, clip_norm] before the Adam update (no global norm). It can also decay the
-learning rate by ``lr_decay`` per step.
+``encoder_top=`` gives its pretrained weights), one for the guide's q(t), q(l) when
+``latent_lr`` gives them their own rate, and one for the rest. With ``optim.clip: value`` (the
+default) it clips as ClippedAdam does, despite its parameter's name by value: each gradient
+element is clamped to [-clip_norm, clip_norm] before the Adam update. ``clip: norm`` scales the
+whole gradient to a global L2 norm of at most clip_norm instead (:class:`NormClippedAdam`), and
+``clip: none`` leaves it as it is. It can also decay the learning rate by ``lr_decay`` per step.
 """
 
 from __future__ import annotations
@@ -451,20 +453,50 @@ _GROUPED = ("model.hypernet.", "model.encoder_top.")
 def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[str, Any]]:
     """ClippedAdam's parameter groups: ``weight_decay`` on the hypernetwork's ψ, φ only (the
     guide's q(t), q(l) have their prior in the ELBO already); a trained encoder top takes its
-    own, smaller learning rate ``top_lr`` (it starts from pretrained weights)."""
-    common = {"lr": optim.lr, "clip_norm": optim.clip_norm, "lrd": optim.lr_decay}
+    own, smaller learning rate ``top_lr`` (it starts from pretrained weights); with
+    ``latent_lr`` the guide's parameters take that rate. Only ``clip: value`` clamps per
+    element (ClippedAdam's ``clip_norm``); the other modes give it an infinite bound."""
+    bound = optim.clip_norm if optim.clip == "value" else math.inf
+    common = {"lr": optim.lr, "clip_norm": bound, "lrd": optim.lr_decay}
 
     def under(prefix: str) -> list[Tensor]:
         return [value for name, value in params.items() if name.startswith(prefix)]
 
     hypernet, top = under("model.hypernet."), under("model.encoder_top.")
-    rest = [value for name, value in params.items() if not name.startswith(_GROUPED)]
+    grouped = _GROUPED if optim.latent_lr is None else (*_GROUPED, "guide.")
+    rest = [value for name, value in params.items() if not name.startswith(grouped)]
+    latent = under("guide.") if optim.latent_lr is not None else []
     groups = [
         {"params": hypernet, **common, "weight_decay": optim.weight_decay},
         {"params": rest, **common, "weight_decay": 0.0},
+        {"params": latent, **common, "lr": optim.latent_lr, "weight_decay": 0.0},
         {"params": top, **common, "lr": optim.top_lr, "weight_decay": 0.0},
     ]
     return [group for group in groups if group["params"]]
+
+
+class NormClippedAdam(ClippedAdam):
+    """ClippedAdam after scaling the gradient of all its parameters to a global L2 norm of at
+    most ``max_norm`` (``optim.clip: norm``): the step keeps the gradient's direction, and the
+    sizes of the pairs' likelihood terms keep their weight, which a per-element clamp that
+    binds on most elements does not."""
+
+    def __init__(self, groups: list[dict[str, Any]], max_norm: float) -> None:
+        super().__init__(groups)
+        self.max_norm = float(max_norm)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, self.max_norm)
+        return super().step(closure)
+
+
+def make_optimizer(params: Mapping[str, Tensor], optim: OptimConfig) -> ClippedAdam:
+    """The optimiser of a run's parameters: ClippedAdam over :func:`param_groups`, with the
+    global-norm clip of :class:`NormClippedAdam` when ``optim.clip`` is ``norm``."""
+    groups = param_groups(params, optim)
+    return NormClippedAdam(groups, optim.clip_norm) if optim.clip == "norm" else ClippedAdam(groups)
 
 
 def svi_update(
@@ -541,7 +573,7 @@ class _Run:
         self.factorization.to(self.device)
         self.guide.to(self.device)
         self.params = named_params(self.factorization, self.guide)
-        self.optimizer = ClippedAdam(param_groups(self.params, config.optim))
+        self.optimizer = make_optimizer(self.params, config.optim)
         self.elbo = make_elbo(config, several_pairs=config.pairs_per_step > 1)
         self.generator = torch.Generator().manual_seed(config.seed)
 

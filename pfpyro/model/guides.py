@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from pfpyro.data.batch import PairsBatch
+from pfpyro.errors import ConfigError
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.kl import kl_lowrank_to_standard
 from pfpyro.model.registry import register
@@ -107,9 +108,9 @@ def _init_loc(rows: int, dim: int) -> Tensor:
     return 0.1 * torch.randn(rows, dim)
 
 
-def _init_uniform(*shape: int) -> Tensor:
+def _init_uniform(*shape: int, high: float = 0.5) -> Tensor:
     # Paper §4.2: covariance parameters from U(0, 0.5).
-    return 0.5 * torch.rand(*shape)
+    return high * torch.rand(*shape)
 
 
 @register("guide", "lr")
@@ -119,15 +120,22 @@ class LowRankGuide(FactorizationGuide):
     task_params = ("t_loc", "t_factor", "t_rho")
     language_params = ("l_loc", "l_factor", "l_rho")
 
-    def __init__(self, factorization: ParameterFactorization, rank: int = 10) -> None:
+    def __init__(
+        self, factorization: ParameterFactorization, rank: int = 10, factor_init: float = 0.5
+    ) -> None:
+        """``factor_init``: the factor B starts from U(0, factor_init); the paper's 0.5 (the
+        default) has every entry positive, so BBᵀ starts with an eigenvalue near h·k·0.25² ≈ 6
+        at h = k = 10, where the prior has 1; a small value starts q near a diagonal Gaussian."""
         super().__init__(factorization)
+        if not factor_init >= 0:
+            raise ConfigError(f"factor_init must be non-negative, got {factor_init}")
         n, m, h = len(self.tasks), len(self.langs), self.latent_dim
         self.rank = rank
         self.t_loc = PyroParam(_init_loc(n, h))
-        self.t_factor = PyroParam(_init_uniform(n, h, rank))
+        self.t_factor = PyroParam(_init_uniform(n, h, rank, high=factor_init))
         self.t_rho = PyroParam(_init_uniform(n, h))
         self.l_loc = PyroParam(_init_loc(m, h))
-        self.l_factor = PyroParam(_init_uniform(m, h, rank))
+        self.l_factor = PyroParam(_init_uniform(m, h, rank, high=factor_init))
         self.l_rho = PyroParam(_init_uniform(m, h))
 
     def task_posterior(self) -> dist.LowRankMultivariateNormal:
