@@ -102,6 +102,17 @@ class SelectionConfig:
     seed: int = 0
     extra_languages: list[str] = field(default_factory=list)
     baseline_epochs: list[int] = field(default_factory=lambda: [2, 5, 10, 20, 30])
+    # The validation pairs' dev sentences: None, the run's dev cap (data.caps.dev); a number;
+    # or "all", every sentence of their dev split (a steadier score than 60 sentences).
+    validation_cap: int | str | None = None
+    # PF with a base classifier per task (residual, adapter): the language offset's scales
+    # to choose from, each its own selection run (empty: the architecture's own scale).
+    # ``model.init: jm`` also scores step 0, the joint classifier itself (scale 0).
+    offset_scales: list[float] = field(default_factory=list)
+    # PF's candidate lengths in epochs (passes over the selection split's sentences), as the
+    # baselines' baseline_epochs: PF is scored after each and refit for the best count on all
+    # seen pairs. Empty: lengths in steps (every train.eval_every up to train.max_steps).
+    pf_epochs: list[float] = field(default_factory=list)
 
 
 #: The encoder precisions: the model as it is, or its linear layers dynamically int8 (CPU).
@@ -144,6 +155,9 @@ PAIR_SAMPLING = ("uniform", "size")
 COMPONENT_KINDS = ("prior", "hypernet", "head", "guide")
 
 
+MODEL_INITS: tuple[str, ...] = ("random", "jm")
+
+
 @dataclass
 class ModelConfig:
     """The model's architecture (YAML ``model:``): each component by its registered name.
@@ -161,6 +175,10 @@ class ModelConfig:
     guide: str | dict[str, Any] = "lr"  # q(t) q(l): "lr" (PF-lr, rank 10) or "d" (PF-d)
     standardize: bool = True  # x = (state − mean) / std over the seen training words
     imports: list[str] = field(default_factory=list)
+    # Where SVI starts: "random" (the paper's initialisation) or "jm": each task's base θ set
+    # to the joint multilingual classifier fitted on the same data, the offsets at zero
+    # (a hypernetwork with a base per task: residual, adapter; see pfpyro.model.anchor).
+    init: str = "random"
 
     def component(self, kind: str) -> tuple[str, dict[str, Any]]:
         """(name, factory arguments) of the ``kind`` component."""
@@ -192,6 +210,10 @@ class ModelConfig:
         the registries by :func:`pfpyro.model.description.check_model_config`)."""
         if self.latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be at least 1, got {self.latent_dim}")
+        if self.init not in MODEL_INITS:
+            raise ConfigError(
+                f"model.init: expected {' or '.join(MODEL_INITS)}, found {self.init!r}"
+            )
         for kind in COMPONENT_KINDS:
             self.component(kind)
 
@@ -243,6 +265,10 @@ class OptimConfig:
     # The learning rate of the guide's q(t) and q(l) (None: lr). A latent vector is updated
     # only in the steps that draw one of its pairs, so it may want a larger rate than ψ, φ.
     latent_lr: float | None = None
+    # The learning rate of a hypernetwork's per-task base classifiers (residual, adapter):
+    # None: lr; 0 keeps them where they start (model.init: jm: JM's weights), so SVI moves
+    # only the task and language effects around the anchor.
+    base_lr: float | None = None
     lr_decay: float = 1.0  # ClippedAdam's lrd: lr multiplied by this every step
     weight_decay: float = 0.0  # L2 decay on the hypernetwork ψ, φ (not on the guide)
     # The learning rate of a trained encoder top (encoder.train_top ≥ 1): it starts from
@@ -256,6 +282,8 @@ class OptimConfig:
         for name in ("lr", "clip_norm", "lr_decay", "top_lr"):
             if not getattr(self, name) > 0:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.base_lr is not None and not self.base_lr >= 0:
+            out.append(f"base_lr must be non-negative, got {self.base_lr}")
         if self.latent_lr is not None and not self.latent_lr > 0:
             out.append(f"latent_lr must be positive, got {self.latent_lr}")
         if self.clip not in CLIP_MODES:
@@ -274,6 +302,9 @@ class TrainConfig:
     kl_beta: float = 1.0  # β: weight of KL(t) + KL(l) against the likelihood (1: the ELBO)
     max_steps: int = 10_000
     eval_every: int = 500
+    # The steps to evaluate at instead of every ``eval_every`` (a budget in epochs: the
+    # pipeline turns selection.pf_epochs into steps); empty: every eval_every steps.
+    eval_steps: list[int] = field(default_factory=list)
     patience: int = 10  # evaluations without improvement before stopping
     pair_sampling: str = "uniform"  # "uniform" | "size"
     pairs_per_step: int = 1  # P: pairs drawn per SVI step, vectorised (P > 1: a GPU's work)
@@ -295,10 +326,11 @@ class TrainConfig:
             problems.append(f"elbo {self.elbo!r} (known: {', '.join(ELBO_NAMES)})")
         if self.pair_sampling not in PAIR_SAMPLING:
             problems.append(f"pair_sampling {self.pair_sampling!r} (known: uniform, size)")
+        if self.max_steps < 0:  # 0: no SVI step, the initialisation itself (model.init: jm)
+            problems.append(f"max_steps must be at least 0, got {self.max_steps}")
         for name in (
             "batch_size",
             "num_particles",
-            "max_steps",
             "eval_every",
             "log_every",
             "pairs_per_step",
@@ -307,6 +339,8 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.patience < 1:
             problems.append(f"patience must be at least 1, got {self.patience}")
+        if any(not isinstance(k, int) or k < 1 for k in self.eval_steps):
+            problems.append(f"eval_steps must be positive step numbers, got {self.eval_steps}")
         if not self.kl_beta >= 0:
             problems.append(f"kl_beta must be non-negative, got {self.kl_beta}")
         problems += self.optim.problems()
@@ -541,6 +575,18 @@ def load_config(path: str | Path) -> ExperimentConfig:
         )
     if any(e < 1 for e in selection.baseline_epochs):
         raise ConfigError(f"{path}: selection.baseline_epochs must be positive")
+    cap = selection.validation_cap
+    if cap is not None and cap != "all" and not (isinstance(cap, int) and cap >= 1):
+        raise ConfigError(
+            f"{path}: selection.validation_cap: expected a positive number or 'all', found {cap!r}"
+        )
+    if any(not epochs > 0 for epochs in selection.pf_epochs):
+        raise ConfigError(f"{path}: selection.pf_epochs must be positive")
+    if any(not scale > 0 for scale in selection.offset_scales):
+        raise ConfigError(
+            f"{path}: selection.offset_scales must be positive (scale 0, the joint classifier "
+            "itself, is step 0 of model.init: jm)"
+        )
     if config.partition.scheme not in PARTITION_SCHEMES:
         raise ConfigError(
             f"{path}: partition.scheme: expected {', '.join(PARTITION_SCHEMES)}, "

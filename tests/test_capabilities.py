@@ -41,7 +41,10 @@ def config_file(tmp_path: Path, values: dict) -> Path:
 def test_the_shipped_components_declare_what_they_need():
     assert declares(TaskBlockedHyperNetwork, "task_blocked")
     assert declares(ResidualHyperNetwork, "task_blocked")
-    assert not declares(TaskBlockedHyperNetwork, "supports_pairs_per_step")
+    assert declares(TaskBlockedHyperNetwork, "supports_pairs_per_step")  # θ padded
+    assert declares(ResidualHyperNetwork, "with_base")
+    assert not declares(TaskBlockedHyperNetwork, "with_base")
+    assert declares(lookup("hypernet", "adapter"), "needs_feature_dim")
     assert declares(SharedHyperNetwork, "supports_pairs_per_step")
     assert declares(SharedHyperNetwork, "accepts_new_tasks")
     assert not declares(ResidualHyperNetwork, "accepts_new_tasks")
@@ -54,11 +57,21 @@ def test_the_shipped_components_declare_what_they_need():
         declares(SoftmaxHead, "flies")
 
 
-def test_a_task_blocked_hypernetwork_with_several_pairs_per_step_names_both():
-    model = ModelConfig(hypernet={"name": "residual", "hidden_dims": []})
-    with pytest.raises(ConfigError, match=r"model.hypernet 'residual'.*declares task_blocked"):
-        check_components(model, pairs_per_step=2)
-    check_components(model, pairs_per_step=1)
+def test_a_task_blocked_hypernetwork_that_says_nothing_refuses_several_pairs_per_step():
+    class Silent:  # a user's task-blocked hypernetwork that declares nothing else
+        task_blocked = True
+
+    assert not declares(Silent, "supports_pairs_per_step")
+    register("hypernet", "test-blocked-silent")(Silent)
+    try:
+        model = ModelConfig(hypernet="test-blocked-silent")
+        with pytest.raises(ConfigError, match=r"'test-blocked-silent'.*declares task_blocked"):
+            check_components(model, pairs_per_step=2)
+        check_components(model, pairs_per_step=1)
+    finally:
+        unregister("hypernet", "test-blocked-silent")
+    residual = ModelConfig(hypernet={"name": "residual", "hidden_dims": []})
+    check_components(residual, pairs_per_step=4)  # its θ are padded
     check_components(ModelConfig(), pairs_per_step=8)  # the shared layout takes several
 
 
@@ -80,12 +93,10 @@ def test_any_component_can_refuse_several_pairs_per_step():
 def test_the_whole_config_check_names_the_component_and_the_capability(tmp_path, data_root):
     from pfpyro.cli import main
 
-    path = config_file(
-        tmp_path, {"model": {"hypernet": {"name": "blocked"}}, "train": {"pairs_per_step": 4}}
-    )
+    path = config_file(tmp_path, {"model": {"hypernet": {"name": "blocked"}, "init": "jm"}})
     out = tmp_path / "run"
     code = main(["experiment", str(path), "--out", str(out), "--data", str(data_root)])
-    assert code == 2
+    assert code == 2  # model.init: jm needs a base per task, which blocked has not
     assert not out.exists() or not any(out.iterdir())
 
 

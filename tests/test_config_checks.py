@@ -75,8 +75,8 @@ DEMO = {
             r"data.caps: unknown key\(s\) tset \(did you mean test\?\)",
         ),
         (
-            {"model": {"hypernet": {"name": "blocked"}}, "train": {"pairs_per_step": 4}},
-            "train: pairs_per_step 4 needs a hypernetwork shared by the tasks",
+            {"model": {"hypernet": {"name": "blocked"}, "init": "jm"}},
+            "model.init: jm need a hypernetwork with a base classifier per task",
         ),
     ],
 )

@@ -19,6 +19,7 @@ from pfpyro.data.pairs import Pair
 from pfpyro.data.tasks import label_set
 from pfpyro.encode.top import EncoderTop
 from pfpyro.errors import ConfigError
+from pfpyro.model.anchor import LinearClassifier
 
 
 class JointMultilingual:
@@ -63,3 +64,17 @@ class JointMultilingual:
         if task not in self.classifiers:
             raise ConfigError(f"JM has no {task} classifier: no seen {task} pair")
         return self.classifiers[task].predict_proba(features, mask)
+
+    def linear_classifiers(self) -> dict[str, LinearClassifier]:
+        """Each task's classifier as weights on raw encoder states: where PF starts under
+        ``model.init: jm`` (:func:`pfpyro.model.anchor.start_at_joint_classifier`)."""
+        out = {}
+        for task, tagger in self.classifiers.items():
+            if tagger.top is not None:
+                raise ConfigError("model.init: jm does not take a trained encoder top")
+            out[task] = LinearClassifier(
+                *(v.detach().cpu() for v in (tagger.linear.weight, tagger.linear.bias)),
+                tagger.mean.detach().cpu(),
+                tagger.scale.detach().cpu(),
+            )
+        return out

@@ -119,11 +119,13 @@ class FeatureStore:
         when the encoder stays frozen): each model trains its own."""
         return self.encoder.top(self.train_top) if self.train_top else None
 
-    def split_tensors(self, pairs: list[Pair], split: str, role: str) -> dict[Pair, PairTensors]:
-        """{pair: tensors} for every pair that has data in ``split``."""
+    def split_tensors(
+        self, pairs: list[Pair], split: str, role: str, cap: int | str | None = None
+    ) -> dict[Pair, PairTensors]:
+        """{pair: tensors} for every pair that has data in ``split`` (``cap`` as in :meth:`get`)."""
         out = {}
         for task, lang in pairs:
-            data = self.get(task, lang, split, role)
+            data = self.get(task, lang, split, role, cap)
             if data is not None:
                 out[task, lang] = data.tensors
         return out

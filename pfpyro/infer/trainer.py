@@ -255,6 +255,7 @@ def train(
     dev_role: str = "seen",
     scorer: Scorer = accuracy_scorer,
     encoder_top: EncoderTop | None = None,
+    init: Callable[[ParameterFactorization], None] | None = None,
 ) -> TrainResult:
     """Fit q(t), q(l) and the hypernetwork by SVI on the seen pairs ``train``.
 
@@ -273,6 +274,9 @@ def train(
     It trains the parameters of the modules it builds and touches no other model's.
     ``encoder_top`` (the encoder's top layers, pretrained; :meth:`FeatureStore.encoder_top`)
     makes the model train a copy of them on the data's subword states.
+    ``init`` sets the freshly built model's starting point (``model.init: jm``:
+    :func:`pfpyro.model.anchor.start_at_joint_classifier`); a resumed run has its own. With
+    ``init`` the dev data are also scored at step 0, which may then be the best step.
     """
     config.validate()
     if isinstance(model, ModelDescription):  # its sizes are the defaults
@@ -305,6 +309,9 @@ def train(
     run = _Run(train, dev, config, description, run_dir, scorer, encoder_top)
     if saved is not None:
         run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
+    elif init is not None:
+        init(run.factorization)
+        run.score_start = True
     if run_dir is not None:
         save_model_json(run_dir, description)
     run.loop()
@@ -454,7 +461,8 @@ def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[
     """ClippedAdam's parameter groups: ``weight_decay`` on the hypernetwork's ψ, φ only (the
     guide's q(t), q(l) have their prior in the ELBO already); a trained encoder top takes its
     own, smaller learning rate ``top_lr`` (it starts from pretrained weights); with
-    ``latent_lr`` the guide's parameters take that rate. Only ``clip: value`` clamps per
+    ``latent_lr`` the guide's parameters take that rate, with ``base_lr`` the hypernetwork's
+    per-task bases take theirs (0: fixed at their start). Only ``clip: value`` clamps per
     element (ClippedAdam's ``clip_norm``); the other modes give it an infinite bound."""
     bound = optim.clip_norm if optim.clip == "value" else math.inf
     common = {"lr": optim.lr, "clip_norm": bound, "lrd": optim.lr_decay}
@@ -462,17 +470,29 @@ def param_groups(params: Mapping[str, Tensor], optim: OptimConfig) -> list[dict[
     def under(prefix: str) -> list[Tensor]:
         return [value for name, value in params.items() if name.startswith(prefix)]
 
-    hypernet, top = under("model.hypernet."), under("model.encoder_top.")
+    top = under("model.encoder_top.")
+    bases = under(BASE_PREFIX) if optim.base_lr is not None else []
+    hypernet = [
+        value
+        for name, value in params.items()
+        if name.startswith("model.hypernet.")
+        and not (optim.base_lr is not None and name.startswith(BASE_PREFIX))
+    ]
     grouped = _GROUPED if optim.latent_lr is None else (*_GROUPED, "guide.")
     rest = [value for name, value in params.items() if not name.startswith(grouped)]
     latent = under("guide.") if optim.latent_lr is not None else []
     groups = [
         {"params": hypernet, **common, "weight_decay": optim.weight_decay},
+        {"params": bases, **common, "lr": optim.base_lr, "weight_decay": 0.0},
         {"params": rest, **common, "weight_decay": 0.0},
         {"params": latent, **common, "lr": optim.latent_lr, "weight_decay": 0.0},
         {"params": top, **common, "lr": optim.top_lr, "weight_decay": 0.0},
     ]
     return [group for group in groups if group["params"]]
+
+
+#: The per-task base classifiers of a hypernetwork that declares ``with_base`` (``optim.base_lr``).
+BASE_PREFIX = "model.hypernet.base."
 
 
 class NormClippedAdam(ClippedAdam):
@@ -568,6 +588,7 @@ class _Run:
         self.step, self.history = 0, []
         self.best_params: dict[str, Tensor] | None = None
         self.resumed = False
+        self.score_start = False  # score the dev data at step 0 too (a given start)
 
         self.factorization, self.guide = build_model(description, config.seed, encoder_top)
         self.factorization.to(self.device)
@@ -636,6 +657,8 @@ class _Run:
                 desc="svi",
             )
             try:
+                if self.score_start and self.dev and self.step == 0:
+                    self.history.append(logger.log("eval", 0, **self.evaluate()))
                 while self.step < config.max_steps and not state["stopped"]:
                     self.step += 1
                     pairs = [self.draw_pair() for _ in range(config.pairs_per_step)]
@@ -653,7 +676,7 @@ class _Run:
                             elbo=f"{record['elbo']:.4g}", best=_fmt(state["best_score"]),
                             refresh=False,
                         )  # fmt: skip
-                    if self.dev and (self.step % config.eval_every == 0 or last):
+                    if self.dev and (self.evaluates_at(self.step) or last):
                         record = logger.log("eval", self.step, **self.evaluate())
                         self.history.append(record)
                         bar.set_postfix(
@@ -666,6 +689,13 @@ class _Run:
                 self.save()
             finally:
                 bar.close()
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the dev data are scored after ``step`` (``eval_steps``, else every
+        ``eval_every`` steps)."""
+        if self.config.eval_steps:
+            return step in self.config.eval_steps
+        return step % self.config.eval_every == 0
 
     def draw_pair(self) -> Pair:
         """One seen pair, uniformly or in proportion to its size (the data generator's draw)."""

@@ -29,6 +29,11 @@ DEFAULTS: dict[str, bool] = {
     "needs_language_table": False,
     # baseline: trains on the source language's data too (``english_train``)
     "needs_source_data": False,
+    # hypernet: its factory takes the head's feature width (``feature_dim=e``)
+    "needs_feature_dim": False,
+    # hypernet: holds a point-estimated base θ per task (``base[i]``, task i's width) and
+    # ``zero_offsets()``, so ``model.init: jm`` can start it at the joint classifier
+    "with_base": False,
 }
 
 

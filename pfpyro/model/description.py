@@ -170,7 +170,14 @@ class ModelDescription:
         head = _make("head", self.head, self.feature_dim, max(self.num_classes.values()))
         prior = _make("prior", self.prior, self.tasks, self.langs, self.latent_dim)
         out_dims = [head.params_for(self.num_classes[task]) for task in self.tasks]
-        hypernet = _make("hypernet", self.hypernet, self.latent_dim, out_dims)
+        from pfpyro.model.capabilities import declares
+        from pfpyro.model.registry import lookup
+
+        sizes = (self.latent_dim, out_dims)
+        if declares(lookup("hypernet", self.hypernet.name), "needs_feature_dim"):
+            hypernet = _make("hypernet", self.hypernet, *sizes, feature_dim=self.feature_dim)
+        else:
+            hypernet = _make("hypernet", self.hypernet, *sizes)
         factorization = ParameterFactorization(
             self.tasks,
             self.langs,
@@ -300,12 +307,12 @@ def default_labels(task: str, count: int | None = None) -> tuple[str, ...]:
     return tuple(str(k) for k in range(int(count)))
 
 
-def _make(kind: str, component: Component, *sizes: Any) -> Any:
+def _make(kind: str, component: Component, *sizes: Any, **supplied: Any) -> Any:
     from pfpyro.model.registry import lookup
 
     factory = lookup(kind, component.name)
     try:
-        return factory(*sizes, **dict(component.args))
+        return factory(*sizes, **supplied, **dict(component.args))
     except TypeError as error:
         raise ConfigError(
             f"{kind} {component.name!r}: bad arguments {dict(component.args)} ({error})"

@@ -34,6 +34,7 @@ from pfpyro.data.batch import PairsBatch
 from pfpyro.data.subwords import SubwordStates
 from pfpyro.encode.top import EncoderTop, word_features
 from pfpyro.errors import ConfigError
+from pfpyro.model.capabilities import declares
 from pfpyro.model.heads import Head
 from pfpyro.model.priors import LatentPrior
 
@@ -214,8 +215,9 @@ class ParameterFactorization(PyroModule):
         work. Pair p's likelihood is scaled by ``batch.scale[p]``: its single-pair weight
         (N_p / B_p · 1 / (P_seen π_p)) over P, which makes the step's ELBO the mean of the P
         single-pair estimates (:meth:`model`) on the same draws, so still an unbiased estimate
-        of ELBO / P_seen. Needs ``max_plate_nesting`` = :data:`PAIRS_PLATE_NESTING` and a
-        hypernetwork shared by the tasks (a task-blocked one generates per task)."""
+        of ELBO / P_seen. Needs ``max_plate_nesting`` = :data:`PAIRS_PLATE_NESTING`; a
+        task-blocked hypernetwork's θ are padded to the head's widest layout
+        (:meth:`blocked_pair_params`)."""
         t, l = self.sample_latents(*self.prior(), kl_weight)  # Algorithm 1, lines 1–4
         with self.pairs_plate(batch):
             theta = self.sample_pair_thetas(t, l, batch.pairs)  # lines 5–9, every pair at once
@@ -228,14 +230,33 @@ class ParameterFactorization(PyroModule):
     def sample_pair_thetas(self, t: Tensor, l: Tensor, pairs: Sequence[tuple[str, str]]) -> Tensor:
         """θ of each of ``pairs``, batch shape [..., P, 1, 1], inside :meth:`pairs_plate`
         (dim -3, left of the sentences and words plates). The guide calls this very method."""
-        tasks = torch.tensor([self.task_index(task) for task, _ in pairs], device=t.device)
-        langs = torch.tensor([self.lang_index(lang) for _, lang in pairs], device=l.device)
-        loc, variance = self.hypernet(t[..., tasks, :], l[..., langs, :], None)  # [..., P, d]
+        if declares(type(self.hypernet), "task_blocked"):
+            loc, variance = self.blocked_pair_params(t, l, pairs)
+        else:
+            tasks = torch.tensor([self.task_index(task) for task, _ in pairs], device=t.device)
+            langs = torch.tensor([self.lang_index(lang) for _, lang in pairs], device=l.device)
+            loc, variance = self.hypernet(t[..., tasks, :], l[..., langs, :], None)  # [..., P, d]
         outer = loc.shape[:-2][:-2] if loc.dim() > 2 else ()  # particles; no plate dims
         shape = (*outer, len(pairs), 1, 1, loc.shape[-1])
         return pyro.sample(
             "theta", dist.Normal(loc.reshape(shape), variance.sqrt().reshape(shape)).to_event(1)
         )
+
+    def blocked_pair_params(
+        self, t: Tensor, l: Tensor, pairs: Sequence[tuple[str, str]]
+    ) -> tuple[Tensor, Tensor]:
+        """(f_psi, f_phi) [..., P, d] of each pair from a task-blocked hypernetwork, each
+        task's θ put in the head's padded layout (extra slots: mean 0, variance 1). Model and
+        guide draw the padded slots from the same N(0, 1), so they add nothing to the ELBO, and
+        the head masks the padded classes out of the softmax."""
+        locs, variances = [], []
+        for task, lang in pairs:
+            i, j = self.task_index(task), self.lang_index(lang)
+            loc, variance = self.hypernet(t[..., i, :], l[..., j, :], i)
+            classes = self.num_classes[task]
+            locs.append(self.head.padded(loc, classes, 0.0))
+            variances.append(self.head.padded(variance, classes, 1.0))
+        return torch.stack(locs, dim=-2), torch.stack(variances, dim=-2)
 
     def observe_pair_words(self, batch: PairsBatch, theta: Tensor) -> None:
         """Site y of every real word of the P pairs' batches (inside :meth:`pairs_plate`),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pfpyro.model.registry import register
 
@@ -36,6 +36,12 @@ class Head:
         """Unnormalised scores [..., B, T, num_classes] of the task's classes."""
         raise NotImplementedError
 
+    def padded(self, theta: Tensor, num_classes: int, fill: float) -> Tensor:
+        """A task's own θ (width ``params_for(num_classes)``) in the padded layout of width
+        ``num_params``, the extra slots at ``fill``: how a step over several pairs stacks the
+        θ of a task-blocked hypernetwork's tasks (:meth:`ParameterFactorization.model_pairs`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no padded layout")
+
     def distribution(self, theta: Tensor, features: Tensor, num_classes: int) -> dist.Distribution:
         """p(y | x, theta) per word, batch shape [..., B, T]."""
         return dist.Categorical(logits=self.logits(theta, features, num_classes))
@@ -53,6 +59,14 @@ class SoftmaxHead(Head):
     def params_for(self, num_classes: int) -> int:
         """The width of a θ that serves ``num_classes`` labels only (a task-blocked output)."""
         return self.feature_dim * num_classes + num_classes
+
+    def padded(self, theta: Tensor, num_classes: int, fill: float) -> Tensor:
+        """vec(W) ⊕ b of ``num_classes`` columns as the first columns of the padded layout."""
+        weight, bias = self.unpack(theta)
+        extra = self.max_classes - num_classes
+        weight = nn.functional.pad(weight, (0, extra), value=fill)
+        bias = nn.functional.pad(bias, (0, extra), value=fill)
+        return torch.cat([weight.reshape(*weight.shape[:-2], -1), bias], dim=-1)
 
     def unpack(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         """theta [..., d] -> W [..., e, c], b [..., c], with c = d / (e + 1): the padded

@@ -105,10 +105,10 @@ class TaskBlockedHyperNetwork(PyroModule):
     correction to it whose strength ``offset_scale`` (and the decay on g) sets.
     """
 
-    #: Each task's θ has its own width, so θ of several tasks cannot be stacked in one tensor:
-    #: no step over several pairs (``model_pairs``), no new task by extension.
+    #: Each task's θ has its own width: a step over several pairs pads them to the head's
+    #: widest layout (``ParameterFactorization.blocked_pair_params``); no new task by extension.
     task_blocked = True
-    supports_pairs_per_step = False
+    supports_pairs_per_step = True
     #: Each task also has a point-estimated base classifier (the residual layout).
     with_base = False
 
@@ -143,6 +143,13 @@ class TaskBlockedHyperNetwork(PyroModule):
         if self.base is not None:
             mean = self.base[task] + self.offset_scale * mean
         return mean, nn.functional.softplus(self.variance[task](hidden))
+
+    def zero_offsets(self) -> None:
+        """The offset layers g_i at zero: f_psi = base_i (the residual layout's JM anchor)."""
+        with torch.no_grad():
+            for layer in self.mean:
+                layer.weight.zero_()
+                layer.bias.zero_()
 
 
 # -- the other registered layouts (latent_dim, per-task θ widths, named arguments) -------------

@@ -13,7 +13,8 @@ that kind of component receives and the named arguments:
   :class:`~pfpyro.model.priors.LatentPrior`;
 - ``hypernet``: ``factory(latent_dim, out_dims, **args)`` → a module mapping
   ``(t, l, task)`` to ``(f_psi, f_phi)``; ``out_dims[i]`` is the width of task i's θ (the
-  head's ``params_for``);
+  head's ``params_for``); one that declares ``needs_feature_dim`` also gets
+  ``feature_dim=e``;
 - ``head``: ``factory(feature_dim, max_classes, **args)`` → a :class:`~pfpyro.model.heads.Head`;
 - ``guide``: ``factory(factorization, **args)`` → a
   :class:`~pfpyro.model.guides.FactorizationGuide`.
@@ -43,6 +44,7 @@ BUILTIN_MODULES = (
     "pfpyro.model.priors",
     "pfpyro.model.typology",
     "pfpyro.model.hypernet",
+    "pfpyro.model.adapter",
     "pfpyro.model.heads",
     "pfpyro.model.guides",
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +37,10 @@ from pfpyro.data.pairs import Pair
 from pfpyro.data.partition import Partition
 from pfpyro.data.uriel import uriel_similarity
 from pfpyro.encode.store import ALL
+from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score
 from pfpyro.infer import PFPredictor, TrainResult, train
+from pfpyro.model.anchor import start_at_joint_classifier
 from pfpyro.model.capabilities import declares
 from pfpyro.model.registry import lookup
 from pfpyro.pipeline.setup import Setup, validation_split
@@ -105,6 +107,8 @@ class Fitted:
     selected: float | None = None  # PF: the SVI step; baselines: epochs (None: not known)
     epochs: float | None = None  # passes over the seen training data of the final fit
     validation: float | None = None  # the zero-shot validation score of the selected length
+    validation_se: float | None = None  # its standard error over the validation pairs
+    offset_scale: float | None = None  # PF: the language offset's scale that selection chose
 
 
 @dataclass
@@ -133,7 +137,9 @@ def unit_data(setup: Setup, partition_name: str, partition: Partition) -> UnitDa
         if zero_shot:
             data.split = validation_split(config, setup.catalog, partition_name, partition)
             data.select_train = store.split_tensors(list(data.split.seen), "train", "seen")
-            data.validation = store.split_tensors(list(data.split.heldout), "dev", "seen")
+            data.validation = store.split_tensors(
+                list(data.split.heldout), "dev", "seen", cap=config.selection.validation_cap
+            )
     return data
 
 
@@ -147,13 +153,78 @@ def predict_probs(predictor: TokenPredictor, task, lang, features, mask) -> torc
 @dataclass
 class PFFit:
     """A trained PF model, the step it was selected at, its epochs over the seen training
-    data, (zero-shot selection) the validation score of that step, and the data it read."""
+    data, (zero-shot selection) the validation score of that step with its standard error and
+    the offset scale chosen, and the data it read."""
 
     result: TrainResult
     steps: int
     epochs: float
     validation: float | None
     data: UnitData
+    validation_se: float | None = None
+    offset_scale: float | None = None
+
+
+def standard_error(scores: Mapping[str, float]) -> float | None:
+    """The standard error of the mean of validation ``scores`` ({"task/lang": score}),
+    stratified by task: pairs of one task are the exchangeable draws, and the tasks' levels
+    differ (POS accuracy near 0.6, NER span F1 near 0.1), which a plain standard deviation
+    over all pairs would count as noise. None when no task has two pairs."""
+    by_task: dict[str, list[float]] = {}
+    for name, value in scores.items():
+        by_task.setdefault(name.split("/")[0], []).append(float(value))
+    total = sum(len(values) for values in by_task.values())
+    if all(len(values) < 2 for values in by_task.values()):
+        return None
+    variance = sum(
+        (len(values) / total) ** 2 * float(np.var(values, ddof=1)) / len(values)
+        for values in by_task.values()
+        if len(values) > 1
+    )
+    return float(np.sqrt(variance))
+
+
+def selected_pair_scores(history: list[dict], step: int | None) -> dict[str, float]:
+    """The validation pairs' scores of the evaluation at ``step`` in a run's history."""
+    for record in history:
+        if record.get("kind", "eval") == "eval" and record.get("step") == step and "dev" in record:
+            return {name: float(v) for name, v in record["dev"].items()}
+    return {}
+
+
+def jm_start(
+    setup: Setup,
+    train_tensors: dict[Pair, PairTensors],
+    seed: int,
+    *,
+    epochs: int | None = None,
+    dev: dict[Pair, PairTensors] | None = None,
+) -> Callable[..., None]:
+    """``model.init: jm``: the JM baseline fitted on ``train_tensors`` as the grid's JM unit
+    fits it (``epochs`` from its zero-shot selection, else early stopping on ``dev``), as the
+    ``init`` that starts a PF model at it (:mod:`pfpyro.model.anchor`)."""
+    settings = {"epochs": epochs} if epochs is not None else {}
+    jm = fit_baseline_model(setup, "jm", train_tensors, dev or None, seed, **settings)
+    return functools.partial(start_at_joint_classifier, classifiers=jm.linear_classifiers())
+
+
+def offset_scale_candidates(
+    architecture: ModelConfig, scales: list[float]
+) -> list[tuple[float | None, ModelConfig]]:
+    """The architectures that selection compares: one per offset scale of ``scales`` (a
+    hypernetwork that declares ``with_base``), else the architecture itself."""
+    if not scales:
+        return [(None, architecture)]
+    name, args = architecture.component("hypernet")
+    if not declares(lookup("hypernet", name), "with_base"):
+        raise ConfigError(
+            f"selection.offset_scales needs a hypernetwork with a base per task and an "
+            f"offset_scale (residual, adapter); model.hypernet is {name!r}"
+        )
+    return [
+        (float(s), architecture.with_component("hypernet", name, **{**args, "offset_scale": s}))
+        for s in sorted(set(scales))
+    ]
 
 
 def fit_pf(
@@ -166,33 +237,80 @@ def fit_pf(
     select_dir: Path,
     resume: bool = True,
 ) -> PFFit:
-    """One PF model of a partition, the one way every command trains it: its length chosen
-    by the config's selection rule (zero-shot: a run on the selection split in
-    ``select_dir``, scored on the validation pairs; seen-dev: early stopping on the seen pairs'
-    dev data), then trained on all seen pairs in ``run_dir``. The model knows every task and
-    language of the partition (and of the validation pairs), held-out ones included."""
+    """One PF model of a partition, the one way every command trains it: its length (and,
+    with ``selection.offset_scales``, its offset scale) chosen by the config's selection rule
+    (zero-shot: a run on the selection split in ``select_dir`` per scale, scored on the
+    validation pairs; seen-dev: early stopping on the seen pairs' dev data), then trained on
+    all seen pairs in ``run_dir``. The model knows every task and language of the partition
+    (and of the validation pairs), held-out ones included. With ``model.init: jm`` every run
+    starts at the JM baseline fitted on its own training data (:func:`jm_start`), and step 0
+    (JM itself) is a candidate length."""
     data = unit_data(setup, partition_name, partition)
     pairs = [*partition.seen, *partition.heldout]
     tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
-    validation = None
+    seed, anchored = train_config.seed, architecture.init == "jm"
+    validation = validation_se = offset_scale = jm_epochs = chosen_epochs = None
+    final_config = train_config
     if data.split is not None:
-        select_langs = sorted(set(langs) | {x for _, x in data.split.pairs})
-        with setup.store.sealing(partition.heldout):
-            chosen = train(
-                data.select_train,
-                data.validation,
+        pf_epochs = setup.config.selection.pf_epochs
+        steps_of = epoch_steps(data.select_train, train_config, pf_epochs)
+        if steps_of:
+            train_config = dataclasses.replace(
                 train_config,
-                model=with_language_data(architecture, select_langs, setup.catalog),
-                tasks=sorted(set(tasks) | {t for t, _ in data.split.pairs}),
-                langs=select_langs,
-                out_dir=select_dir,
-                resume=resume,
-                dev_role="zero-shot",
-                scorer=headline_score,
-                encoder_top=setup.store.encoder_top(),
+                max_steps=max(steps_of.values()),
+                eval_steps=sorted(set(steps_of.values())),
             )
-        train_config = dataclasses.replace(train_config, max_steps=chosen.best_step)
+        select_langs = sorted(set(langs) | {x for _, x in data.split.pairs})
+        select_tasks = sorted(set(tasks) | {t for t, _ in data.split.pairs})
+        with setup.store.sealing(partition.heldout):
+            if anchored:
+                jm_epochs = select_baseline_epochs(
+                    setup, "jm", seed, data.select_train, data.validation
+                )[0]
+            best = None
+            for scale, candidate in offset_scale_candidates(
+                architecture, list(setup.config.selection.offset_scales)
+            ):
+                where = (
+                    select_dir
+                    if scale is None
+                    else select_dir.with_name(f"{select_dir.name}-scale{scale:g}")
+                )
+                init = jm_start(setup, data.select_train, seed, epochs=jm_epochs)
+                chosen = train(
+                    data.select_train,
+                    data.validation,
+                    train_config,
+                    model=with_language_data(candidate, select_langs, setup.catalog),
+                    tasks=select_tasks,
+                    langs=select_langs,
+                    out_dir=where,
+                    resume=resume,
+                    dev_role="zero-shot",
+                    scorer=headline_score,
+                    encoder_top=setup.store.encoder_top(),
+                    init=init if anchored else None,
+                )
+                log.info("offset scale %s: validation %.4f at step %s", scale,
+                         chosen.best_score, chosen.best_step)  # fmt: skip
+                if best is None or chosen.best_score > best[0].best_score:
+                    best = (chosen, candidate, scale)
+        chosen, architecture, offset_scale = best
+        if anchored and chosen.best_step == 0:
+            offset_scale = 0.0  # step 0 of a JM start is JM itself, whatever the scale
+        if steps_of and chosen.best_step:
+            chosen_epochs = min(e for e, k in steps_of.items() if k == chosen.best_step)
+            final_steps = epoch_steps(data.train, final_config, [chosen_epochs])[chosen_epochs]
+        else:
+            chosen_epochs = 0.0 if steps_of else None
+            final_steps = chosen.best_step
+        train_config = dataclasses.replace(final_config, max_steps=final_steps)
         validation = chosen.best_score
+        validation_se = standard_error(selected_pair_scores(chosen.history, chosen.best_step))
+    init = None
+    if anchored:
+        dev = data.dev if data.split is None else None
+        init = jm_start(setup, data.train, seed, epochs=jm_epochs, dev=dev)
     result = train(
         data.train,
         data.dev,
@@ -203,11 +321,22 @@ def fit_pf(
         out_dir=run_dir,
         resume=resume,
         encoder_top=setup.store.encoder_top(),
+        init=init,
     )
-    steps = result.best_step or train_config.max_steps
+    steps = result.best_step if result.best_step is not None else train_config.max_steps
     seen_sentences = sum(len(t) for t in data.train.values())
-    epochs = steps * train_config.batch_size / seen_sentences
-    return PFFit(result, steps, epochs, validation, data)
+    epochs = steps * train_config.batch_size * train_config.pairs_per_step / seen_sentences
+    return PFFit(result, steps, epochs, validation, data, validation_se, offset_scale)
+
+
+def epoch_steps(
+    train_tensors: Mapping[Pair, PairTensors], config: TrainConfig, epochs: list[float]
+) -> dict[float, int]:
+    """{epochs: SVI steps} for passes over ``train_tensors``' sentences, each step reading
+    ``batch_size`` sentences of each of ``pairs_per_step`` pairs (at least one step)."""
+    sentences = sum(len(t) for t in train_tensors.values())
+    per_step = config.batch_size * config.pairs_per_step
+    return {float(e): max(1, round(e * sentences / per_step)) for e in sorted(set(epochs))}
 
 
 def save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None:
@@ -249,15 +378,22 @@ def fit_predictors(
         bma = PFPredictor(factorization, guide, mode="bma", num_samples=config.predict.bma_samples)
         plugin = PFPredictor(factorization, guide, mode="plugin")
         predictors = {model: plugin, f"{model}-bma": bma}
-        return Fitted(predictors, float(fit.steps), fit.epochs, fit.validation)
+        return Fitted(
+            predictors,
+            float(fit.steps),
+            fit.epochs,
+            fit.validation,
+            fit.validation_se,
+            fit.offset_scale,
+        )
     data = unit_data(setup, partition_name, partition)
     if data.split is None:  # seen-dev early stopping: each classifier stops on its own
         return Fitted({model: fit_baseline_model(setup, model, data.train, data.dev, seed)})
-    epochs, validation_score = select_baseline_epochs(
+    epochs, validation_score, validation_se = select_baseline_epochs(
         setup, model, seed, data.select_train, data.validation
     )
     predictor = fit_baseline_model(setup, model, data.train, None, seed, epochs=epochs)
-    return Fitted({model: predictor}, float(epochs), float(epochs), validation_score)
+    return Fitted({model: predictor}, float(epochs), float(epochs), validation_score, validation_se)
 
 
 # -- the baselines ------------------------------------------------------------------------------
@@ -297,32 +433,33 @@ def select_baseline_epochs(
     seed: int,
     select_train: dict[Pair, PairTensors],
     validation: dict[Pair, PairTensors],
-) -> tuple[int, float | None]:
+) -> tuple[int, float | None, float | None]:
     """The epoch count (of ``selection.baseline_epochs``) whose fit on the selection pairs
-    scores best zero-shot on the validation pairs (ties: the fewest epochs). A baseline that
-    trains on the source language's data skips validation pairs in that language, which it
-    would tag in-language; with none left it takes the largest count."""
+    scores best zero-shot on the validation pairs (ties: the fewest epochs), its score and
+    the score's standard error over the pairs. A baseline that trains on the source
+    language's data skips validation pairs in that language, which it would tag in-language;
+    with none left it takes the largest count."""
     config = setup.config
     candidates = sorted(set(config.selection.baseline_epochs))
     source = config.data.source_language
     in_source = declares(baseline_class(model), "needs_source_data")
     scored = {p: t for p, t in validation.items() if not in_source or p[1] != source}
     if not scored:
-        return candidates[-1], None
-    best, best_score = candidates[-1], None
+        return candidates[-1], None, None
+    best, best_score, best_se = candidates[-1], None, None
     for epochs in candidates:
         predictor = fit_baseline_model(setup, model, select_train, None, seed, epochs=epochs)
-        values = [
-            headline_score(
+        values = {
+            f"{task}/{lang}": headline_score(
                 task, predict_probs(predictor, task, lang, t.inputs, t.mask), t.labels, t.mask
             )
             for (task, lang), t in sorted(scored.items())
-        ]
-        score = sum(values) / len(values)
+        }
+        score = sum(values.values()) / len(values)
         log.info("%s: %d epochs, zero-shot validation score %.4f", model, epochs, score)
         if best_score is None or score > best_score:
-            best, best_score = epochs, score
-    return best, best_score
+            best, best_score, best_se = epochs, score, standard_error(values)
+    return best, best_score, best_se
 
 
 __all__ = [
@@ -330,14 +467,18 @@ __all__ = [
     "PFFit",
     "UnitData",
     "catalog_similarity",
+    "epoch_steps",
     "fit_baseline_model",
     "fit_pf",
     "fit_predictors",
+    "jm_start",
+    "offset_scale_candidates",
     "pf_model_config",
     "predict_probs",
     "save_language_samples",
     "select_baseline_epochs",
     "source_tensors",
+    "standard_error",
     "unit_data",
     "with_language_data",
 ]

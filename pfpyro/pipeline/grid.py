@@ -73,7 +73,7 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
             entropy_rows.append((name, partition_name, seed, task, lang, k, float(value)))
     elapsed = time.perf_counter() - started
     rows.append((model, partition_name, seed, "all", "all", "seconds", elapsed))
-    for metric in ("selected", "epochs", "validation"):
+    for metric in ("selected", "epochs", "validation", "validation_se", "offset_scale"):
         if getattr(fitted, metric) is not None:
             rows.append(
                 (model, partition_name, seed, "all", "all", metric, getattr(fitted, metric))
@@ -143,7 +143,8 @@ def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
     written.append(path)
     written += write_tables(scored, out_dir)
     written += write_calibration(scored, out_dir)
-    entropy_model = "pf-lr-bma" if "pf-lr" in config.models else None
+    # Fig. 3's model: PF-lr's model averaging as in the paper, else another PF model's.
+    entropy_model = next((f"{m}-bma" for m in ("pf-lr", "pf-d", "pf") if m in config.models), None)
     samples = language_samples(out_dir)
     shown = [lang for lang in FIG4_LANGUAGES if samples and lang in samples] or None
     figures = write_figures(

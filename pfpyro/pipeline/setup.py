@@ -149,6 +149,21 @@ def check_before_work(
     except ConfigError as error:
         raise ConfigError(f"{where}: train: {error}") from None
     named = run_components(config)
+    hypernet = named["model.hypernet"]
+    wants_base = [
+        key
+        for key, wanted in (
+            ("model.init: jm", config.model.init == "jm"),
+            ("selection.offset_scales", bool(config.selection.offset_scales)),
+        )
+        if wanted
+    ]
+    if wants_base and not declares(hypernet, "with_base"):
+        raise ConfigError(
+            f"{where}: {' and '.join(wants_base)} need a hypernetwork with a base classifier "
+            f"per task (it declares with_base: residual, adapter); model.hypernet is "
+            f"{config.model.component('hypernet')[0]!r}"
+        )
     needed = set(config.selection.extra_languages)
     if any(declares(c, "needs_source_data") for c in named.values()):
         needed.add(config.data.source_language)

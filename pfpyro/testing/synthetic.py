@@ -102,3 +102,58 @@ def make_world(
                     data = _draw_split(head, theta, num_classes, count, length, gen)
                     getattr(world, split)[task, lang] = data
     return world
+
+
+def make_shared_effect_world(
+    num_tasks: int = 2,
+    num_langs: int = 6,
+    *,
+    num_classes: int = 4,
+    feature_dim: int = 8,
+    latent_dim: int = 2,
+    rank: int = 2,
+    weight_scale: float = 3.0,
+    effect_scale: float = 1.5,
+    shift: bool = True,
+    sentences: tuple[int, int, int] = (60, 20, 60),
+    length: int = 12,
+    seed: int = 0,
+) -> SyntheticWorld:
+    """A world whose languages act on the features the same way for every task: pair (i, j)
+    labels x by W_iᵀ (x + V diag(a(l_j)) Uᵀ x + c(l_j)) + b_i (docs/model.md §5), drawn with
+    the ``adapter`` hypernetwork itself, its parts random (``effect_scale`` sizes U, a and c).
+    What a language does is then the same in every task, so it can be learnt from one task and
+    carried to another: the identification argument for a shared language effect. ``shift``
+    False draws no c(l): a shift alone is not identified across tasks without a language seen
+    in both (docs/model.md §5)."""
+    from pfpyro.model.adapter import LanguageAdapterHyperNetwork
+
+    gen = torch.Generator().manual_seed(seed)
+    tasks = tuple(f"task{i}" for i in range(num_tasks))
+    langs = tuple(f"lang{j}" for j in range(num_langs))
+    classes = dict.fromkeys(tasks, num_classes)
+    head = SoftmaxHead(feature_dim, num_classes)
+    widths = [head.params_for(num_classes)] * num_tasks
+    truth = LanguageAdapterHyperNetwork(
+        latent_dim, widths, feature_dim=feature_dim, rank=rank, task_offset=False
+    )
+    with torch.no_grad():
+        for base in truth.base:
+            base.copy_(weight_scale * torch.randn(base.shape, generator=gen) / feature_dim**0.5)
+        truth.down.copy_(effect_scale * torch.randn(truth.down.shape, generator=gen))
+        truth.up.copy_(torch.randn(truth.up.shape, generator=gen) / feature_dim**0.5)
+        truth.gates.weight.copy_(torch.randn(truth.gates.weight.shape, generator=gen))
+        truth.gates.bias.zero_()
+        drawn = torch.randn(truth.shift.weight.shape, generator=gen)
+        truth.shift.weight.copy_(effect_scale * drawn if shift else torch.zeros_like(drawn))
+        t = torch.randn(num_tasks, latent_dim, generator=gen)
+        l = torch.randn(num_langs, latent_dim, generator=gen)
+        world = SyntheticWorld(tasks, langs, classes, feature_dim, t, l, {}, head, truth)
+        for i, task in enumerate(tasks):
+            for j, lang in enumerate(langs):
+                theta, _ = truth(t[i], l[j], i)
+                world.theta[task, lang] = theta
+                for split, count in zip(("train", "dev", "test"), sentences, strict=True):
+                    data = _draw_split(head, theta, num_classes, count, length, gen)
+                    getattr(world, split)[task, lang] = data
+    return world

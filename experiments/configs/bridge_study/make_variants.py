@@ -1,0 +1,48 @@
+"""The bridge study's configs (see experiments/results/bridge_study/README.md): run as
+``python experiments/configs/bridge_study/make_variants.py``; writes them beside base.yaml."""
+
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+ADAPTER = {"name": "adapter", "rank": 16}
+SCALES = [0.1, 0.3, 1.0, 3.0]
+VARIANTS = {
+    "baselines": {"models": ["jm", "ls", "ns", "bea"]},
+    "pf-residual": {"models": ["pf-d"]},
+    "pf-residual-jm": {"models": ["pf-d"], "init": "jm", "offsets": [0.1, 1.0]},
+    "pf-adapter": {"models": ["pf-d"], "hypernet": {**ADAPTER, "offset_scale": 1.0}},
+    "pf-adapter-jm": {"models": ["pf-d"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES},
+    "pf-adapter-jm-fixed-base": {
+        "models": ["pf-d"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES, "base_lr": 0.0,
+    },
+    "pf-lr-adapter-jm": {
+        "models": ["pf-lr"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES,
+        "guide": {"name": "lr", "rank": 10, "factor_init": 0.01},
+    },
+}  # fmt: skip
+
+
+def main() -> None:
+    base = yaml.safe_load((HERE / "base.yaml").read_text(encoding="utf-8"))
+    for name, v in VARIANTS.items():
+        config = yaml.safe_load(yaml.safe_dump(base))
+        config["name"] = f"bridge-study-{name}"
+        config["models"] = v["models"]
+        model = config["model"]
+        model["hypernet"] = v.get("hypernet", model["hypernet"])
+        model["guide"] = v.get("guide", model["guide"])
+        if "init" in v:
+            model["init"] = v["init"]
+        if "offsets" in v:
+            config["selection"]["offset_scales"] = v["offsets"]
+        if "base_lr" in v:
+            config["optim"]["base_lr"] = v["base_lr"]
+        header = f"# Made from base.yaml by make_variants.py (issue 26 bridge study): {name}.\n"
+        text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        (HERE / f"{name}.yaml").write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
