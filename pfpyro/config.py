@@ -77,6 +77,10 @@ class PartitionConfig:
     seed: int = 0  # random
     heldout: list[list[str]] = field(default_factory=list)  # explicit: [[task, lang], ...]
     languages: list[str] = field(default_factory=list)  # no-data: the languages to leave out
+    # Languages outside the run's own whose every pair is seen in every partition, by every
+    # model (both tasks of a bridge language; never held out, never tested): the setting of
+    # a user with some fully labelled languages. Not also selection.extra_languages.
+    bridge_languages: list[str] = field(default_factory=list)
 
 
 PARTITION_SCHEMES = ("paper", "random", "explicit", "no-data")

@@ -198,19 +198,21 @@ def test_the_full_data_config_is_the_paper_config_without_caps():
     from pfpyro.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
-    paper = load_config(folder / "paper.yaml").to_dict()
-    full = load_config(folder / "paper-full.yaml").to_dict()
-    assert {key for key in paper if paper[key] != full[key]} == {"name", "source", "data"}
-    assert full["data"] == {**paper["data"], "caps": {"train": None, "dev": None, "test": None}}
+    for paper_name, full_name in (("paper.yaml", "paper-full.yaml"),
+                                  ("paper-v1.yaml", "paper-full-v1.yaml")):  # fmt: skip
+        paper = load_config(folder / paper_name).to_dict()
+        full = load_config(folder / full_name).to_dict()
+        assert {key for key in paper if paper[key] != full[key]} == {"name", "source", "data"}
+        assert full["data"] == {**paper["data"], "caps": {"train": None, "dev": None, "test": None}}
 
 
 def test_the_full6_config_is_the_full_data_config_on_seven_languages():
-    """experiments/configs/full6: paper-full.yaml but for its languages, one partition and
-    one seed (nothing tuned on the side)."""
+    """experiments/configs/full6: paper-full-v1.yaml (what it was run with) but for its
+    languages, one partition and one seed (nothing tuned on the side)."""
     from pfpyro.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
-    full = load_config(folder / "paper-full.yaml").to_dict()
+    full = load_config(folder / "paper-full-v1.yaml").to_dict()
     six = load_config(folder / "full6" / "full6.yaml").to_dict()
     differ = {key for key in full if full[key] != six[key]}
     assert differ == {"name", "source", "data", "partition", "seeds"}

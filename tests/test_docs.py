@@ -479,7 +479,7 @@ def test_table2_subset_configs(tmp_path, data_root):
     from pfpyro.data.uriel import language_family
 
     example = load_example("table2_subsets")
-    base = ROOT / "experiments" / "configs" / "demo.yaml"
+    base = ROOT / "experiments" / "configs" / "demo-v1.yaml"
     assert example.main(["configs", "--out", str(tmp_path), "--base", str(base)]) == 0
     catalog = Catalog.load(default_catalog_path(), data_root)
     candidates = set(example.candidate_languages(catalog))

@@ -310,7 +310,7 @@ def test_the_third_task_study_configs_are_demo_yaml_but_for_what_they_name():
     from pfpyro.config import load_config
 
     folder = default_catalog_path().parents[1] / "configs"
-    demo = load_config(folder / "demo.yaml").to_dict()
+    demo = load_config(folder / "demo-v1.yaml").to_dict()
     changed = {
         "two_tasks": {"partition", "models", "seeds"},
         "three_tasks": {"data", "partition", "models", "seeds"},

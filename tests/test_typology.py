@@ -148,7 +148,7 @@ def test_the_study_configs_are_paper_yaml_but_for_what_they_name():
     from pfpyro.config import load_config
 
     folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
-    paper = load_config(folder / "paper.yaml").to_dict()
+    paper = load_config(folder / "paper-v1.yaml").to_dict()
     changed = {
         "nodata_typology": {"partition", "model", "models", "seeds"},
         "nodata_standard": {"partition", "models", "seeds"},

@@ -73,6 +73,34 @@ def build_partitions(
     return [("explicit", explicit_partition(pairs, heldout))]
 
 
+def with_bridges(
+    config: ExperimentConfig,
+    catalog: Catalog,
+    languages: list[str],
+    partitions: list[tuple[str, Partition]],
+) -> list[tuple[str, Partition]]:
+    """``partitions`` with every pair of ``partition.bridge_languages`` seen in each."""
+    bridges = list(config.partition.bridge_languages)
+    if not bridges:
+        return partitions
+    problems = [
+        f"{lang} (not in the catalog)" for lang in bridges if lang not in catalog.languages()
+    ]
+    problems += [f"{lang} (one of data.languages)" for lang in bridges if lang in languages]
+    problems += [
+        f"{lang} (also a selection-only language)"
+        for lang in bridges
+        if lang in config.selection.extra_languages
+    ]
+    if problems:
+        raise ConfigError(f"bridge_languages: {', '.join(problems)}")
+    extra = tuple(p for p in catalog.pairs() if p[1] in bridges)
+    return [
+        (name, Partition(seen=(*part.seen, *extra), heldout=part.heldout).validate())
+        for name, part in partitions
+    ]
+
+
 def prepare(
     config: ExperimentConfig,
     out_dir: Path,
@@ -89,6 +117,7 @@ def prepare(
     pairs = [p for p in catalog.pairs() if p[1] in languages]
     try:
         partitions = build_partitions(config, pairs, languages)
+        partitions = with_bridges(config, catalog, languages, partitions)
     except ConfigError as error:
         raise ConfigError(f"{config.source or 'config'}: partition: {error}") from None
     check_before_work(config, catalog, partitions)
@@ -191,7 +220,12 @@ def validation_split(
     the validation pairs (``heldout``) to score zero-shot. Seeded, the same for every model."""
     selection = config.selection
     extra = [p for p in catalog.pairs() if p[1] in selection.extra_languages]
-    with_dev = [p for p in [*partition.seen, *extra] if catalog.files(*p, "dev", "seen")]
+    bridges = set(config.partition.bridge_languages)  # seen by every model, selection too
+    with_dev = [
+        p
+        for p in [*partition.seen, *extra]
+        if p[1] not in bridges and catalog.files(*p, "dev", "seen")
+    ]
     return carve_validation(
         partition.seen,
         selection.validation_pairs,

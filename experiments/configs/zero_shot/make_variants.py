@@ -7,7 +7,7 @@ chosen is the one with the best zero-shot validation score; the held-out scores 
 beside it but take no part in the choice.
 
 The same variants on the paper's grid (``grid/``: 33 languages, both partitions, PF-d and
-PF-lr, 3 seeds, the caps of ``paper.yaml``). Its partitions see one task per target language,
+PF-lr, 3 seeds, the caps of ``paper-v1.yaml``). Its partitions see one task per target language,
 so English (the LS source, with both tasks) is the only selection-only language and gives the
 one validation pair per fold; the carve seed (2) is the first that validates a different
 task in each of the two folds, so that both tasks steer selection.
@@ -103,9 +103,9 @@ def dump(config: dict) -> str:
 
 
 def grid_base() -> tuple[dict, dict]:
-    """The paper grid's config (``paper.yaml``) under zero-shot selection, checked every 100
+    """The paper grid's config (``paper-v1.yaml``) under zero-shot selection, checked every 100
     steps; returns (everything but ``train`` and ``models``, ``train``)."""
-    paper = yaml.safe_load((CONFIGS / "paper.yaml").read_text())
+    paper = yaml.safe_load((CONFIGS / "paper-v1.yaml").read_text())
     paper = {k: v for k, v in paper.items() if k not in ("name", "models")}
     model, optim = paper.pop("model"), paper.pop("optim")
     hypernet, guide = model.pop("hypernet"), model.pop("guide")  # flat again, as TRAIN is
