@@ -24,9 +24,17 @@ VARIANTS = {
 }  # fmt: skip
 
 
+#: The bridge grid (issue 26, item 5c): bg, el and fa have both tasks seen by every model in
+#: the final fit too; de, ja and ro validate. The baselines and the default PF (both guides).
+BRIDGE_GRID = {
+    f"bridge-{name}": {**VARIANTS[name], "bridges": True}
+    for name in ("baselines", "pf-adapter-jm", "pf-lr-adapter-jm")
+}
+
+
 def main() -> None:
     base = yaml.safe_load((HERE / "base.yaml").read_text(encoding="utf-8"))
-    for name, v in VARIANTS.items():
+    for name, v in {**VARIANTS, **BRIDGE_GRID}.items():
         config = yaml.safe_load(yaml.safe_dump(base))
         config["name"] = f"bridge-study-{name}"
         config["models"] = v["models"]
@@ -39,6 +47,10 @@ def main() -> None:
             config["selection"]["offset_scales"] = v["offsets"]
         if "base_lr" in v:
             config["optim"]["base_lr"] = v["base_lr"]
+        if v.get("bridges"):
+            config["partition"]["bridge_languages"] = ["bg", "el", "fa"]
+            config["selection"]["extra_languages"] = ["de", "ja", "ro"]
+            config["selection"]["validation_pairs"] = 3
         header = f"# Made from base.yaml by make_variants.py (issue 26 bridge study): {name}.\n"
         text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
         (HERE / f"{name}.yaml").write_text(text, encoding="utf-8")
