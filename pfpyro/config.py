@@ -117,6 +117,10 @@ class SelectionConfig:
     # baselines' baseline_epochs: PF is scored after each and refit for the best count on all
     # seen pairs. Empty: lengths in steps (every train.eval_every up to train.max_steps).
     pf_epochs: list[float] = field(default_factory=list)
+    # Stopping per task (zero-shot mode): each task's length (PF: and offset scale) chosen on
+    # that task's validation pairs alone; the grid then fits one model per distinct choice
+    # and predicts each task's held-out pairs with its own (pfpyro experiment only).
+    per_task: bool = False
 
 
 #: The encoder precisions: the model as it is, or its linear layers dynamically int8 (CPU).
@@ -583,6 +587,11 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if cap is not None and cap != "all" and not (isinstance(cap, int) and cap >= 1):
         raise ConfigError(
             f"{path}: selection.validation_cap: expected a positive number or 'all', found {cap!r}"
+        )
+    if selection.per_task and selection.mode != "zero-shot":
+        raise ConfigError(
+            f"{path}: selection.per_task needs selection.mode: zero-shot (seen-dev early "
+            "stopping has no validation pairs to choose per task on)"
         )
     if any(not epochs > 0 for epochs in selection.pf_epochs):
         raise ConfigError(f"{path}: selection.pf_epochs must be positive")

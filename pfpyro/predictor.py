@@ -18,3 +18,18 @@ class TokenPredictor(Protocol):
     """
 
     def predict_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor: ...
+
+
+class TaskRouter:
+    """A predictor per task behind the one interface: ``selection.per_task`` chooses a model
+    (a length, an offset scale) for each task, and each task's pairs are predicted by its own."""
+
+    def __init__(self, by_task: dict[str, TokenPredictor]) -> None:
+        self.by_task = dict(by_task)
+
+    def predict_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:
+        if task not in self.by_task:
+            raise KeyError(
+                f"no model was chosen for task {task!r}; chosen for: {', '.join(self.by_task)}"
+            )
+        return self.by_task[task].predict_proba(task, lang, features, mask)

@@ -15,14 +15,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfpyro.config import ExperimentConfig, ModelConfig, SelectionConfig
+from pfpyro.config import ExperimentConfig, ModelConfig, SelectionConfig, load_config
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.partition import constraint_violations, explicit_partition, validation_split
 from pfpyro.encode.store import FeatureStore, PairData, SealedPairError
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import headline_score, score_pair
+from pfpyro.infer import TrainResult
+from pfpyro.pipeline.fit import PFSelection, best_overall, best_per_task, fit_pf
 from pfpyro.pipeline.grid import run_unit
 from pfpyro.pipeline.setup import Setup
+from pfpyro.predictor import TaskRouter
 from pfpyro.testing.synthetic import make_world
 
 TASKS = ("pos", "ner", "dep")
@@ -200,3 +203,100 @@ def test_headline_score_is_score_pairs_headline(task, classes):
     assert (
         headline_score(task, probs, labels, mask) == score_pair(task, probs, labels, mask)["score"]
     )
+
+
+# -- stopping per task (issue 26, item 2) ------------------------------------------------------
+def _selection_run(records):
+    """A selection run's result with the history ``records``: (step, {"task/lang": score})."""
+    history = [{"kind": "eval", "step": step, "dev": dev} for step, dev in records]
+    best = max(history, key=lambda r: sum(r["dev"].values()) / len(r["dev"]))
+    score = sum(best["dev"].values()) / len(best["dev"])
+    return TrainResult(None, None, history, best["step"], score)
+
+
+def test_each_task_takes_its_own_scale_and_length():
+    arch = ModelConfig(hypernet={"name": "adapter", "rank": 2})
+    small = _selection_run(
+        [(0, {"pos/x": 0.50, "ner/y": 0.10}), (10, {"pos/x": 0.70, "ner/y": 0.05})]
+    )
+    large = _selection_run(
+        [(0, {"pos/x": 0.50, "ner/y": 0.10}), (20, {"pos/x": 0.55, "ner/y": 0.40})]
+    )
+    selection = PFSelection([(0.3, arch, small), (1.0, arch, large)], {2.0: 10, 5.0: 20})
+    overall = best_overall(selection)
+    assert (overall.offset_scale, overall.step) == (1.0, 20)  # pooled 0.475 beats 0.375
+    choices = best_per_task(selection, ["dep", "ner", "pos"])
+    assert (choices["pos"].offset_scale, choices["pos"].step) == (0.3, 10)
+    assert choices["pos"].pair_scores == {"pos/x": 0.70}
+    assert (choices["ner"].offset_scale, choices["ner"].step) == (1.0, 20)
+    assert choices["ner"].pair_scores == {"ner/y": 0.40}
+    dep = choices["dep"]  # no validation pair of its own: the pooled choice
+    assert (dep.offset_scale, dep.step, dep.pair_scores) == (1.0, 20, {})
+
+
+def test_a_tie_goes_to_the_smaller_scale_and_the_fewer_steps():
+    arch = ModelConfig(hypernet={"name": "adapter", "rank": 2})
+    flat = _selection_run([(0, {"pos/x": 0.6}), (10, {"pos/x": 0.6})])
+    selection = PFSelection([(0.3, arch, flat), (1.0, arch, flat)], {})
+    choice = best_per_task(selection, ["pos"])["pos"]
+    assert (choice.offset_scale, choice.step) == (0.3, 0)
+
+
+def _per_task_setup(tmp_path, model):
+    world = make_world(2, 4, num_classes=4, feature_dim=6, sentences=(16, 8, 8), length=5)
+    langs = ["a", "b", "c", "en"]
+    names = {
+        (task, lang): (world.tasks[i], world.langs[j])
+        for i, task in enumerate(("pos", "ner"))
+        for j, lang in enumerate(langs)
+    }
+    partition = explicit_partition([p for p in names if p[1] != "en"], [("ner", "a"), ("pos", "b")])
+    config = ExperimentConfig(
+        selection=SelectionConfig(
+            mode="zero-shot",
+            validation_pairs=2,
+            extra_languages=["en"],
+            baseline_epochs=[1, 3, 9],
+            per_task=True,
+        ),
+        model=ModelConfig(latent_dim=2, hypernet={"name": "shared", "hidden_dims": []}),
+        train={"batch_size": 4, "max_steps": 20, "eval_every": 5, "patience": 4, "progress": False},
+        models=[model],
+    )
+    config.data = dataclasses.replace(config.data, source_language="en")
+    store = SyntheticStore(FakeCatalog(names), world, names)
+    setup = Setup(config, tmp_path, FakeCatalog(names), store, langs[:3], [("p", partition)], False)
+    return setup, partition
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("model", ["pf-d", "jm"])
+def test_a_per_task_unit_records_each_tasks_choice_and_scores_both_tasks(tmp_path, model):
+    setup, partition = _per_task_setup(tmp_path, model)
+    frame = run_unit(setup, "p", partition, 0, model)
+    metrics = dict(zip(frame["metric"], frame["value"], strict=False))
+    candidates = {1.0, 3.0, 9.0} if model == "jm" else {0.0, 5.0, 10.0, 15.0, 20.0}
+    for task in ("pos", "ner"):
+        assert metrics[f"selected:{task}"] in candidates
+    assert 0.0 <= metrics["validation"] <= 1.0
+    scored = frame[(frame.task != "all") & (frame.metric == "score")]
+    assert set(scored.task) == {"pos", "ner"}  # the router sent each task to its own model
+
+
+def test_per_task_selection_needs_zero_shot_selection(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("selection: {mode: seen-dev, per_task: true}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"per_task needs selection\.mode: zero-shot"):
+        load_config(path)
+
+
+def test_a_one_model_command_refuses_per_task_selection(tmp_path):
+    setup, partition = _per_task_setup(tmp_path, "pf-d")
+    with pytest.raises(ConfigError, match="chooses a model per task"):
+        fit_pf(setup, "p", partition, setup.config.model, setup.config.train_config(0),
+               tmp_path / "run", tmp_path / "select")  # fmt: skip
+
+
+def test_the_task_router_names_the_tasks_it_has():
+    with pytest.raises(KeyError, match="chosen for: pos"):
+        TaskRouter({"pos": None}).predict_proba("ner", "a", torch.zeros(1, 1, 2), torch.ones(1, 1))

@@ -44,7 +44,7 @@ from pfpyro.model.anchor import start_at_joint_classifier
 from pfpyro.model.capabilities import declares
 from pfpyro.model.registry import lookup
 from pfpyro.pipeline.setup import Setup, validation_split
-from pfpyro.predictor import TokenPredictor
+from pfpyro.predictor import TaskRouter, TokenPredictor
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ class Fitted:
     validation: float | None = None  # the zero-shot validation score of the selected length
     validation_se: float | None = None  # its standard error over the validation pairs
     offset_scale: float | None = None  # PF: the language offset's scale that selection chose
+    # selection.per_task: each task's own rows (selected, epochs, offset_scale)
+    per_task: dict[str, dict[str, float | None]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class PFFit:
     data: UnitData
     validation_se: float | None = None
     offset_scale: float | None = None
+    pair_scores: dict[str, float] = dataclasses.field(default_factory=dict)  # at the choice
 
 
 def standard_error(scores: Mapping[str, float]) -> float | None:
@@ -197,12 +200,21 @@ def jm_start(
     train_tensors: dict[Pair, PairTensors],
     seed: int,
     *,
-    epochs: int | None = None,
+    epochs: int | Mapping[str, int] | None = None,
     dev: dict[Pair, PairTensors] | None = None,
 ) -> Callable[..., None]:
     """``model.init: jm``: the JM baseline fitted on ``train_tensors`` as the grid's JM unit
-    fits it (``epochs`` from its zero-shot selection, else early stopping on ``dev``), as the
-    ``init`` that starts a PF model at it (:mod:`pfpyro.model.anchor`)."""
+    fits it (``epochs`` from its zero-shot selection, one count or one per task under
+    ``selection.per_task``; else early stopping on ``dev``), as the ``init`` that starts a PF
+    model at it (:mod:`pfpyro.model.anchor`). JM's classifiers are independent per task, so
+    per-task counts take each task's classifier from a fit of its own count."""
+    if isinstance(epochs, Mapping):
+        classifiers = {}
+        for count in sorted(set(epochs.values())):
+            jm = fit_baseline_model(setup, "jm", train_tensors, None, seed, epochs=count)
+            fitted = jm.linear_classifiers()
+            classifiers.update({t: c for t, c in fitted.items() if epochs.get(t) == count})
+        return functools.partial(start_at_joint_classifier, classifiers=classifiers)
     settings = {"epochs": epochs} if epochs is not None else {}
     jm = fit_baseline_model(setup, "jm", train_tensors, dev or None, seed, **settings)
     return functools.partial(start_at_joint_classifier, classifiers=jm.linear_classifiers())
@@ -227,6 +239,182 @@ def offset_scale_candidates(
     ]
 
 
+@dataclass
+class PFSelection:
+    """Zero-shot selection of a PF model: each offset scale's architecture with its run on
+    the selection split, the candidate lengths ({epochs: steps}; empty: steps themselves) and
+    the JM epochs its runs started from (``model.init: jm``)."""
+
+    runs: list[tuple[float | None, ModelConfig, TrainResult]]
+    steps_of: dict[float, int]
+    jm_epochs: int | dict[str, int] | None = None
+
+
+@dataclass
+class PFChoice:
+    """One choice of selection: the architecture, its offset scale, the step of its selection
+    run, and the validation pairs' scores there."""
+
+    architecture: ModelConfig
+    offset_scale: float | None
+    step: int | None
+    pair_scores: dict[str, float]
+    score: float | None = None  # the validation score there (None: the pairs' mean)
+
+
+def select_pf(
+    setup: Setup,
+    data: UnitData,
+    partition: Partition,
+    architecture: ModelConfig,
+    train_config: TrainConfig,
+    select_dir: Path,
+    resume: bool,
+) -> PFSelection:
+    """Run selection: one run per offset scale on the selection split, scored zero-shot on
+    the validation pairs at each candidate length, with the held-out pairs sealed."""
+    pairs = [*partition.seen, *partition.heldout, *data.split.pairs]
+    langs, tasks = sorted({x for _, x in pairs}), sorted({t for t, _ in pairs})
+    seed, anchored = train_config.seed, architecture.init == "jm"
+    steps_of = epoch_steps(data.select_train, train_config, setup.config.selection.pf_epochs)
+    if steps_of:
+        train_config = dataclasses.replace(
+            train_config,
+            max_steps=max(steps_of.values()),
+            eval_steps=sorted(set(steps_of.values())),
+        )
+    runs, jm_epochs = [], None
+    with setup.store.sealing(partition.heldout):
+        if anchored:
+            jm = select_baseline_epochs(setup, "jm", seed, data.select_train, data.validation)
+            jm_epochs = jm.per_task if setup.config.selection.per_task else jm.epochs
+        for scale, candidate in offset_scale_candidates(
+            architecture, list(setup.config.selection.offset_scales)
+        ):
+            where = (
+                select_dir
+                if scale is None
+                else select_dir.with_name(f"{select_dir.name}-scale{scale:g}")
+            )
+            chosen = train(
+                data.select_train,
+                data.validation,
+                train_config,
+                model=with_language_data(candidate, langs, setup.catalog),
+                tasks=tasks,
+                langs=langs,
+                out_dir=where,
+                resume=resume,
+                dev_role="zero-shot",
+                scorer=headline_score,
+                encoder_top=setup.store.encoder_top(),
+                init=jm_start(setup, data.select_train, seed, epochs=jm_epochs)
+                if anchored
+                else None,
+            )
+            log.info("offset scale %s: validation %.4f at step %s", scale,
+                     chosen.best_score, chosen.best_step)  # fmt: skip
+            runs.append((scale, candidate, chosen))
+    return PFSelection(runs, steps_of, jm_epochs)
+
+
+def best_overall(selection: PFSelection) -> PFChoice:
+    """The (scale, step) with the best mean validation score over all validation pairs (ties:
+    the first scale, as each run's own best step is its first best)."""
+    scale, architecture, run = max(selection.runs, key=lambda r: r[2].best_score)
+    scores = selected_pair_scores(run.history, run.best_step)
+    return PFChoice(architecture, scale, run.best_step, scores, run.best_score)
+
+
+def best_per_task(selection: PFSelection, tasks: list[str]) -> dict[str, PFChoice]:
+    """``selection.per_task``: for each task, the (scale, step) whose mean score over that
+    task's validation pairs is best (ties: the smaller scale, the fewer steps); a task with no
+    validation pair takes the overall choice. The candidates are the evaluations each run
+    made before it stopped on the pooled score (``train.patience``)."""
+    overall, choices = best_overall(selection), {}
+    for task in tasks:
+        best = None
+        for scale, architecture, run in selection.runs:
+            for record in run.history:
+                if record.get("kind", "eval") != "eval" or "dev" not in record:
+                    continue
+                mine = [float(v) for k, v in record["dev"].items() if k.split("/")[0] == task]
+                if mine and (best is None or np.mean(mine) > best[0]):
+                    best = (float(np.mean(mine)), scale, architecture, record["step"])
+        if best is None:  # the pooled choice, without pairs of its own to report
+            choices[task] = dataclasses.replace(overall, pair_scores={}, score=None)
+            continue
+        _, scale, architecture, step = best
+        run = next(r for s, _, r in selection.runs if s == scale)
+        scores = {
+            k: v for k, v in selected_pair_scores(run.history, step).items()
+            if k.split("/")[0] == task
+        }  # fmt: skip
+        choices[task] = PFChoice(architecture, scale, step, scores)
+    return choices
+
+
+def final_pf(
+    setup: Setup,
+    data: UnitData,
+    partition: Partition,
+    choice: PFChoice,
+    selection: PFSelection,
+    final_config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+) -> PFFit:
+    """The fit on all seen pairs for ``choice``'s length (in epochs when the candidates were),
+    started, with ``model.init: jm``, at JM fitted on all seen pairs with selection's epochs."""
+    pairs = [*partition.seen, *partition.heldout]
+    tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
+    anchored = choice.architecture.init == "jm"
+    offset_scale = 0.0 if anchored and choice.step == 0 else choice.offset_scale
+    if selection.steps_of and choice.step:
+        chosen_epochs = min(e for e, k in selection.steps_of.items() if k == choice.step)
+        final_steps = epoch_steps(data.train, final_config, [chosen_epochs])[chosen_epochs]
+    else:
+        final_steps = choice.step
+    init = None
+    if anchored:
+        init = jm_start(setup, data.train, final_config.seed, epochs=selection.jm_epochs)
+    result = train(
+        data.train,
+        data.dev,
+        dataclasses.replace(final_config, max_steps=final_steps),
+        model=with_language_data(choice.architecture, langs, setup.catalog),
+        tasks=tasks,
+        langs=langs,
+        out_dir=run_dir,
+        resume=resume,
+        encoder_top=setup.store.encoder_top(),
+        init=init,
+    )
+    validation = choice.score
+    if validation is None and choice.pair_scores:
+        validation = float(np.mean(list(choice.pair_scores.values())))
+    fit = pf_fit(result, final_steps, final_config, data, validation,
+                 standard_error(choice.pair_scores), offset_scale)  # fmt: skip
+    fit.pair_scores = dict(choice.pair_scores)
+    return fit
+
+
+def pf_fit(
+    result: TrainResult,
+    max_steps: int | None,
+    config: TrainConfig,
+    data: UnitData,
+    validation: float | None = None,
+    validation_se: float | None = None,
+    offset_scale: float | None = None,
+) -> PFFit:
+    """A :class:`PFFit` of ``result``: its step count and its epochs over the seen data."""
+    steps = result.best_step if result.best_step is not None else max_steps
+    seen_sentences = sum(len(t) for t in data.train.values())
+    epochs = steps * config.batch_size * config.pairs_per_step / seen_sentences
+    return PFFit(result, steps, epochs, validation, data, validation_se, offset_scale)
+
+
 def fit_pf(
     setup: Setup,
     partition_name: str,
@@ -244,89 +432,73 @@ def fit_pf(
     all seen pairs in ``run_dir``. The model knows every task and language of the partition
     (and of the validation pairs), held-out ones included. With ``model.init: jm`` every run
     starts at the JM baseline fitted on its own training data (:func:`jm_start`), and step 0
-    (JM itself) is a candidate length."""
+    (JM itself) is a candidate length. ``selection.per_task`` makes a model per task: see
+    :func:`fit_pf_per_task`."""
+    if setup.config.selection.per_task:
+        raise ConfigError(
+            "selection.per_task chooses a model per task, and this command writes one: run "
+            "pfpyro experiment, or set selection.per_task: false"
+        )
     data = unit_data(setup, partition_name, partition)
-    pairs = [*partition.seen, *partition.heldout]
-    tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
-    seed, anchored = train_config.seed, architecture.init == "jm"
-    validation = validation_se = offset_scale = jm_epochs = chosen_epochs = None
-    final_config = train_config
-    if data.split is not None:
-        pf_epochs = setup.config.selection.pf_epochs
-        steps_of = epoch_steps(data.select_train, train_config, pf_epochs)
-        if steps_of:
-            train_config = dataclasses.replace(
-                train_config,
-                max_steps=max(steps_of.values()),
-                eval_steps=sorted(set(steps_of.values())),
-            )
-        select_langs = sorted(set(langs) | {x for _, x in data.split.pairs})
-        select_tasks = sorted(set(tasks) | {t for t, _ in data.split.pairs})
-        with setup.store.sealing(partition.heldout):
-            if anchored:
-                jm_epochs = select_baseline_epochs(
-                    setup, "jm", seed, data.select_train, data.validation
-                )[0]
-            best = None
-            for scale, candidate in offset_scale_candidates(
-                architecture, list(setup.config.selection.offset_scales)
-            ):
-                where = (
-                    select_dir
-                    if scale is None
-                    else select_dir.with_name(f"{select_dir.name}-scale{scale:g}")
-                )
-                init = jm_start(setup, data.select_train, seed, epochs=jm_epochs)
-                chosen = train(
-                    data.select_train,
-                    data.validation,
-                    train_config,
-                    model=with_language_data(candidate, select_langs, setup.catalog),
-                    tasks=select_tasks,
-                    langs=select_langs,
-                    out_dir=where,
-                    resume=resume,
-                    dev_role="zero-shot",
-                    scorer=headline_score,
-                    encoder_top=setup.store.encoder_top(),
-                    init=init if anchored else None,
-                )
-                log.info("offset scale %s: validation %.4f at step %s", scale,
-                         chosen.best_score, chosen.best_step)  # fmt: skip
-                if best is None or chosen.best_score > best[0].best_score:
-                    best = (chosen, candidate, scale)
-        chosen, architecture, offset_scale = best
-        if anchored and chosen.best_step == 0:
-            offset_scale = 0.0  # step 0 of a JM start is JM itself, whatever the scale
-        if steps_of and chosen.best_step:
-            chosen_epochs = min(e for e, k in steps_of.items() if k == chosen.best_step)
-            final_steps = epoch_steps(data.train, final_config, [chosen_epochs])[chosen_epochs]
-        else:
-            chosen_epochs = 0.0 if steps_of else None
-            final_steps = chosen.best_step
-        train_config = dataclasses.replace(final_config, max_steps=final_steps)
-        validation = chosen.best_score
-        validation_se = standard_error(selected_pair_scores(chosen.history, chosen.best_step))
-    init = None
-    if anchored:
-        dev = data.dev if data.split is None else None
-        init = jm_start(setup, data.train, seed, epochs=jm_epochs, dev=dev)
-    result = train(
-        data.train,
-        data.dev,
-        train_config,
-        model=with_language_data(architecture, langs, setup.catalog),
-        tasks=tasks,
-        langs=langs,
-        out_dir=run_dir,
-        resume=resume,
-        encoder_top=setup.store.encoder_top(),
-        init=init,
-    )
-    steps = result.best_step if result.best_step is not None else train_config.max_steps
-    seen_sentences = sum(len(t) for t in data.train.values())
-    epochs = steps * train_config.batch_size * train_config.pairs_per_step / seen_sentences
-    return PFFit(result, steps, epochs, validation, data, validation_se, offset_scale)
+    if data.split is None:  # seen-dev: early stopping on the seen pairs' dev data
+        init = None
+        if architecture.init == "jm":
+            init = jm_start(setup, data.train, train_config.seed, dev=data.dev)
+        pairs = [*partition.seen, *partition.heldout]
+        result = train(
+            data.train,
+            data.dev,
+            train_config,
+            model=with_language_data(architecture, sorted({x for _, x in pairs}), setup.catalog),
+            tasks=sorted({t for t, _ in pairs}),
+            langs=sorted({x for _, x in pairs}),
+            out_dir=run_dir,
+            resume=resume,
+            encoder_top=setup.store.encoder_top(),
+            init=init,
+        )
+        return pf_fit(result, train_config.max_steps, train_config, data, None)
+    selection = select_pf(setup, data, partition, architecture, train_config, select_dir, resume)
+    choice = best_overall(selection)
+    return final_pf(setup, data, partition, choice, selection, train_config, run_dir, resume)
+
+
+def fit_pf_per_task(
+    setup: Setup,
+    partition_name: str,
+    partition: Partition,
+    architecture: ModelConfig,
+    train_config: TrainConfig,
+    run_dir: Path,
+    select_dir: Path,
+    resume: bool = True,
+) -> dict[str, PFFit]:
+    """``selection.per_task``: the selection runs of :func:`fit_pf`, then each task's own
+    (scale, length) (:func:`best_per_task`), one final fit per distinct choice (in
+    ``run_dir`` when the tasks agree, else ``run_dir``-TASK…), by task."""
+    data = unit_data(setup, partition_name, partition)
+    tasks = sorted({t for t, _ in [*partition.seen, *partition.heldout]})
+    selection = select_pf(setup, data, partition, architecture, train_config, select_dir, resume)
+    choices = best_per_task(selection, tasks)
+    groups: dict[tuple, list[str]] = {}
+    for task, choice in choices.items():
+        groups.setdefault((choice.offset_scale, choice.step), []).append(task)
+    fits = {}
+    for members in groups.values():
+        where = (
+            run_dir
+            if len(groups) == 1
+            else run_dir.with_name(f"{run_dir.name}-{'+'.join(members)}")
+        )
+        merged = PFChoice(
+            choices[members[0]].architecture,
+            choices[members[0]].offset_scale,
+            choices[members[0]].step,
+            {k: v for task in members for k, v in choices[task].pair_scores.items()},
+        )
+        fit = final_pf(setup, data, partition, merged, selection, train_config, where, resume)
+        fits.update({task: fit for task in members})
+    return fits
 
 
 def epoch_steps(
@@ -351,15 +523,17 @@ def save_language_samples(out_dir: Path, guide, num_samples: int = 500) -> None:
 def fit_predictors(
     setup: Setup, partition_name: str, partition: Partition, seed: int, model: str
 ) -> Fitted:
-    """Select the unit's training length by the config's rule, then fit on all seen pairs.
+    """Select the unit's training length by the config's rule, then fit on all seen pairs
+    (``selection.per_task``: a model per task, each task's pairs predicted by its own).
 
     With ``selection.mode: zero-shot`` the selection phase runs with the store sealed against
     the partition's held-out pairs: reading any of their data raises.
     """
     config = setup.config
+    per_task = config.selection.per_task
     if model in PF_MODELS:
         stem = f"{partition_name}_seed{seed}_{model}"
-        fit = fit_pf(
+        fits = (fit_pf_per_task if per_task else fit_pf)(
             setup,
             partition_name,
             partition,
@@ -368,32 +542,66 @@ def fit_predictors(
             run_dir=setup.out_dir / "train" / stem,
             select_dir=setup.out_dir / "train" / f"{stem}.select",
         )
-        factorization, guide = fit.result.factorization, fit.result.guide
+        by_task = fits if per_task else {"all": fits}
+        first = next(iter(by_task.values()))
         if (
             model == "pf-lr"
             and partition_name == setup.partitions[0][0]
             and seed == config.seeds[0]
         ):
-            save_language_samples(setup.out_dir, guide)
-        bma = PFPredictor(factorization, guide, mode="bma", num_samples=config.predict.bma_samples)
-        plugin = PFPredictor(factorization, guide, mode="plugin")
-        predictors = {model: plugin, f"{model}-bma": bma}
+            save_language_samples(setup.out_dir, first.result.guide)
+        predictors = {}
+        for mode, name in (("plugin", model), ("bma", f"{model}-bma")):
+            each = {
+                task: PFPredictor(
+                    fit.result.factorization, fit.result.guide, mode=mode,
+                    num_samples=config.predict.bma_samples,
+                )
+                for task, fit in by_task.items()
+            }  # fmt: skip
+            predictors[name] = TaskRouter(each) if per_task else each["all"]
+        if not per_task:
+            return Fitted(
+                predictors, float(first.steps), first.epochs, first.validation,
+                first.validation_se, first.offset_scale,
+            )  # fmt: skip
+        pair_scores = {}
+        for fit in {id(f): f for f in fits.values()}.values():
+            pair_scores.update(fit.pair_scores)
+        rows = {
+            task: {"selected": float(f.steps), "epochs": f.epochs, "offset_scale": f.offset_scale}
+            for task, f in fits.items()
+        }
         return Fitted(
-            predictors,
-            float(fit.steps),
-            fit.epochs,
-            fit.validation,
-            fit.validation_se,
-            fit.offset_scale,
-        )
+            predictors, validation=mean_or_none(pair_scores),
+            validation_se=standard_error(pair_scores), per_task=rows,
+        )  # fmt: skip
     data = unit_data(setup, partition_name, partition)
     if data.split is None:  # seen-dev early stopping: each classifier stops on its own
         return Fitted({model: fit_baseline_model(setup, model, data.train, data.dev, seed)})
-    epochs, validation_score, validation_se = select_baseline_epochs(
-        setup, model, seed, data.select_train, data.validation
-    )
-    predictor = fit_baseline_model(setup, model, data.train, None, seed, epochs=epochs)
-    return Fitted({model: predictor}, float(epochs), float(epochs), validation_score, validation_se)
+    chosen = select_baseline_epochs(setup, model, seed, data.select_train, data.validation)
+    if not per_task:
+        predictor = fit_baseline_model(setup, model, data.train, None, seed, epochs=chosen.epochs)
+        return Fitted(
+            {model: predictor}, float(chosen.epochs), float(chosen.epochs), chosen.validation,
+            chosen.validation_se,
+        )  # fmt: skip
+    fitted = {
+        count: fit_baseline_model(setup, model, data.train, None, seed, epochs=count)
+        for count in sorted(set(chosen.per_task.values()))
+    }
+    pair_scores = {k: v for scores in chosen.per_task_scores.values() for k, v in scores.items()}
+    return Fitted(
+        {model: TaskRouter({task: fitted[e] for task, e in chosen.per_task.items()})},
+        validation=mean_or_none(pair_scores) if pair_scores else chosen.validation,
+        validation_se=standard_error(pair_scores) if pair_scores else chosen.validation_se,
+        per_task={t: {"selected": e, "epochs": e} for t, e in chosen.per_task.items()},
+    )  # fmt: skip
+
+
+def mean_or_none(scores: Mapping[str, float]) -> float | None:
+    """The mean of validation ``scores`` ({"task/lang": score}); None when there are none."""
+    return sum(scores.values()) / len(scores) if scores else None
 
 
 # -- the baselines ------------------------------------------------------------------------------
@@ -427,49 +635,87 @@ def fit_baseline_model(
     )
 
 
+@dataclass
+class BaselineSelection:
+    """A baseline's zero-shot selection: the best epoch count over all validation pairs, its
+    score and standard error, and (``selection.per_task``) each task's own best count and its
+    pairs' scores."""
+
+    epochs: int
+    validation: float | None = None
+    validation_se: float | None = None
+    per_task: dict[str, int] = dataclasses.field(default_factory=dict)
+    per_task_scores: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+
 def select_baseline_epochs(
     setup: Setup,
     model: str,
     seed: int,
     select_train: dict[Pair, PairTensors],
     validation: dict[Pair, PairTensors],
-) -> tuple[int, float | None, float | None]:
+) -> BaselineSelection:
     """The epoch count (of ``selection.baseline_epochs``) whose fit on the selection pairs
     scores best zero-shot on the validation pairs (ties: the fewest epochs), its score and
-    the score's standard error over the pairs. A baseline that trains on the source
-    language's data skips validation pairs in that language, which it would tag in-language;
-    with none left it takes the largest count."""
+    the score's standard error over the pairs; and the same per task, on that task's pairs
+    alone (a task without validation pairs takes the pooled count). A baseline that trains
+    on the source language's data skips validation pairs in that language, which it would
+    tag in-language; with none left it takes the largest count."""
     config = setup.config
     candidates = sorted(set(config.selection.baseline_epochs))
     source = config.data.source_language
     in_source = declares(baseline_class(model), "needs_source_data")
     scored = {p: t for p, t in validation.items() if not in_source or p[1] != source}
+    tasks = sorted({task for task, _ in select_train})
     if not scored:
-        return candidates[-1], None, None
-    best, best_score, best_se = candidates[-1], None, None
+        return BaselineSelection(candidates[-1], per_task={t: candidates[-1] for t in tasks})
+    by_count = {}
     for epochs in candidates:
         predictor = fit_baseline_model(setup, model, select_train, None, seed, epochs=epochs)
-        values = {
+        by_count[epochs] = values = {
             f"{task}/{lang}": headline_score(
                 task, predict_probs(predictor, task, lang, t.inputs, t.mask), t.labels, t.mask
             )
             for (task, lang), t in sorted(scored.items())
         }
-        score = sum(values.values()) / len(values)
-        log.info("%s: %d epochs, zero-shot validation score %.4f", model, epochs, score)
-        if best_score is None or score > best_score:
-            best, best_score, best_se = epochs, score, standard_error(values)
-    return best, best_score, best_se
+        log.info("%s: %d epochs, zero-shot validation score %.4f", model, epochs,
+                 sum(values.values()) / len(values))  # fmt: skip
+
+    def best_count(keep: Callable[[str], bool]) -> int | None:
+        means = {}
+        for e, values in by_count.items():
+            mine = [v for name, v in values.items() if keep(name)]
+            if mine:
+                means[e] = sum(mine) / len(mine)
+        return max(means, key=lambda e: (means[e], -e)) if means else None
+
+    best = best_count(lambda name: True)
+    chosen = by_count[best]
+    selection = BaselineSelection(best, sum(chosen.values()) / len(chosen), standard_error(chosen))
+    for task in tasks:
+        mine = best_count(lambda name, task=task: name.split("/")[0] == task)
+        selection.per_task[task] = best if mine is None else mine
+        selection.per_task_scores[task] = {
+            k: v for k, v in by_count[selection.per_task[task]].items() if k.split("/")[0] == task
+        }
+    return selection
 
 
 __all__ = [
+    "BaselineSelection",
     "Fitted",
+    "PFChoice",
     "PFFit",
+    "PFSelection",
     "UnitData",
+    "best_overall",
+    "best_per_task",
     "catalog_similarity",
     "epoch_steps",
+    "final_pf",
     "fit_baseline_model",
     "fit_pf",
+    "fit_pf_per_task",
     "fit_predictors",
     "jm_start",
     "offset_scale_candidates",
@@ -477,6 +723,7 @@ __all__ = [
     "predict_probs",
     "save_language_samples",
     "select_baseline_epochs",
+    "select_pf",
     "source_tensors",
     "standard_error",
     "unit_data",

@@ -78,6 +78,10 @@ def run_unit(setup: Setup, partition_name: str, partition: Partition, seed: int,
             rows.append(
                 (model, partition_name, seed, "all", "all", metric, getattr(fitted, metric))
             )
+    for task, chosen in fitted.per_task.items():  # selection.per_task: "epochs:pos", ...
+        for metric, value in chosen.items():
+            if value is not None:
+                rows.append((model, partition_name, seed, "all", "all", f"{metric}:{task}", value))
     out = setup.out_dir
     stem = f"{partition_name}_seed{seed}_{model}"
     ent = pd.DataFrame(entropy_rows, columns=[*UNIT_COLUMNS[:5], "sentence", "entropy"])

@@ -21,14 +21,27 @@ VARIANTS = {
         "models": ["pf-lr"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES,
         "guide": {"name": "lr", "rank": 10, "factor_init": 0.01},
     },
+    # Added after the first seven had run: PF-lr with the variant that validation chose for
+    # PF-d (its base fixed at JM), and stopping per task (selection.per_task) for that PF-d
+    # and for the baselines that it is compared with, on equal terms.
+    "pf-lr-adapter-jm-fixed-base": {
+        "models": ["pf-lr"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES,
+        "guide": {"name": "lr", "rank": 10, "factor_init": 0.01}, "base_lr": 0.0,
+    },
+    "pf-adapter-jm-fixed-base-per-task": {
+        "models": ["pf-d"], "hypernet": ADAPTER, "init": "jm", "offsets": SCALES, "base_lr": 0.0,
+        "per_task": True,
+    },
+    "baselines-per-task": {"models": ["jm", "ls"], "per_task": True},
 }  # fmt: skip
 
 
 #: The bridge grid (issue 26, item 5c): bg, el and fa have both tasks seen by every model in
-#: the final fit too; de, ja and ro validate. The baselines and the default PF (both guides).
+#: the final fit too; de, ja and ro validate. The baselines and the PF variant that the
+#: ablation's validation chose (both guides).
 BRIDGE_GRID = {
     f"bridge-{name}": {**VARIANTS[name], "bridges": True}
-    for name in ("baselines", "pf-adapter-jm", "pf-lr-adapter-jm")
+    for name in ("baselines", "pf-adapter-jm-fixed-base", "pf-lr-adapter-jm-fixed-base")
 }
 
 
@@ -47,6 +60,8 @@ def main() -> None:
             config["selection"]["offset_scales"] = v["offsets"]
         if "base_lr" in v:
             config["optim"]["base_lr"] = v["base_lr"]
+        if v.get("per_task"):
+            config["selection"]["per_task"] = True
         if v.get("bridges"):
             config["partition"]["bridge_languages"] = ["bg", "el", "fa"]
             config["selection"]["extra_languages"] = ["de", "ja", "ro"]
