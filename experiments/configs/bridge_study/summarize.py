@@ -25,6 +25,24 @@ def time_of(path: Path) -> tuple[str, float]:
     return (wall.group(1) if wall else "?", int(rss.group(1)) / 1e6 if rss else float("nan"))
 
 
+def epochs_of(unit: pd.DataFrame) -> str:
+    """Mean epochs of the final fits; per task (``selection.per_task``) as "pos 5, ner 10"."""
+    if "epochs" in unit:
+        return f"{unit['epochs'].mean():.1f}"
+    tasks = [c.split(":")[1] for c in unit.columns if c.startswith("epochs:")]
+    return ", ".join(f"{t} {unit[f'epochs:{t}'].mean():.1f}" for t in sorted(tasks)) or "?"
+
+
+def scales_of(unit: pd.DataFrame) -> str:
+    """The chosen offset scale of each seed (per task: "pos 3/3/0; ner 1/1/1")."""
+    if "offset_scale" in unit:
+        return ", ".join(f"{v:g}" for v in unit["offset_scale"])
+    tasks = [c.split(":")[1] for c in unit.columns if c.startswith("offset_scale:")]
+    return "; ".join(
+        f"{t} " + "/".join(f"{v:g}" for v in unit[f"offset_scale:{t}"]) for t in sorted(tasks)
+    )
+
+
 def rows(out: Path) -> pd.DataFrame:
     found = []
     for results in sorted(out.glob("*/results.csv")):
@@ -47,9 +65,8 @@ def rows(out: Path) -> pd.DataFrame:
                 "validation": unit["validation"].mean(),
                 "validation_sd": unit["validation"].std(ddof=1),
                 "validation_se": unit.get("validation_se", pd.Series(dtype=float)).mean(),
-                "epochs": unit["epochs"].mean() if "epochs" in unit else float("nan"),
-                "scale": ", ".join(f"{v:g}" for v in unit["offset_scale"])
-                if "offset_scale" in unit else "",
+                "epochs": epochs_of(unit),
+                "scale": scales_of(unit),
                 "pos": per_seed_pos.mean(), "pos_sd": per_seed_pos.std(ddof=1),
                 "ner": per_seed_ner.mean(), "ner_sd": per_seed_ner.std(ddof=1),
                 "wall": wall, "rss": rss,
@@ -72,7 +89,7 @@ def main() -> None:
         mark = "**yes**" if f"{r.config}/{r.model}" in chosen else ""
         print(
             f"| {r.config} | {r.model} | {r.validation:.4f} ({r.validation_sd:.4f}; "
-            f"{r.validation_se:.4f}) | {r.epochs:.1f} | {r.scale} | {r.pos:.2f} ± {r.pos_sd:.2f} "
+            f"{r.validation_se:.4f}) | {r.epochs} | {r.scale} | {r.pos:.2f} ± {r.pos_sd:.2f} "
             f"| {r.ner:.2f} ± {r.ner_sd:.2f} | {r.wall} | {r.rss:.1f} GB | {mark} |"
         )
 
