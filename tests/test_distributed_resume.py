@@ -283,3 +283,26 @@ def test_a_checkpoint_resumes_only_on_as_many_processes(tmp_path) -> None:
     assert resumable_checkpoint(two, True, config, 2, sizes) == two / LIGHTNING_DIR / (
         "step000010.ckpt"
     )
+
+
+def test_a_single_process_run_also_checkpoints_every_n_steps(tmp_path, monkeypatch) -> None:
+    import pfpyro.infer.trainer as trainer_module
+
+    world, train_data, dev = world_data()
+    written: list[int] = []
+    save = trainer_module.save_checkpoint
+
+    def counted(out_dir, payload):
+        written.append(payload["step"])
+        return save(out_dir, payload)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", counted)
+    for every, run in ((3, "every3"), (None, "default")):
+        config = TrainConfig(
+            batch_size=6, max_steps=7, eval_every=5, checkpoint_every=every, progress=False
+        )
+        written.clear()
+        train(train_data, dev, config, model=small_model(), num_classes=world.num_classes,
+              out_dir=tmp_path / run)  # fmt: skip
+        expected = [3, 5, 6, 7, 7] if every else [5, 7, 7]  # evaluations, and the end
+        assert written == expected, (every, written)
