@@ -321,6 +321,14 @@ class TrainConfig:
     log_every: int = 50
     tensorboard: bool = False
     progress: bool = True
+    # Periodic checkpoints, every this many steps, so that a killed run loses at most that
+    # many: None, a data-parallel run (--devices) every eval_every steps and a single-process
+    # run at each evaluation only; 0, a data-parallel run writes none (a single-process run
+    # still writes one at each evaluation).
+    checkpoint_every: int | None = None
+    # A data-parallel run's newest periodic checkpoints kept (RUN/lightning/step*.ckpt); a
+    # single-process run has one checkpoint.pt, replaced atomically.
+    keep_checkpoints: int = 2
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
@@ -351,6 +359,16 @@ class TrainConfig:
             problems.append(f"eval_steps must be positive step numbers, got {self.eval_steps}")
         if not self.kl_beta >= 0:
             problems.append(f"kl_beta must be non-negative, got {self.kl_beta}")
+        every = self.checkpoint_every
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 0
+        ):
+            problems.append(
+                f"checkpoint_every must be a step count >= 0 (0: none) or null, got {every!r}"
+            )
+        keep = self.keep_checkpoints
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            problems.append(f"keep_checkpoints must be at least 1, got {keep!r}")
         problems += self.optim.problems()
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))

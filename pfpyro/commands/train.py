@@ -22,9 +22,15 @@ training length is chosen first by a run on the selection split, in RUN/select. 
 the held-out pairs' test scores (plug-in prediction) are printed.
 
 With --devices N (Lightning, `pip install 'pyro-ppl[lightning]'`) the run is data-parallel
-over N processes per node, one pair per process and step: it takes the config's max_steps
-steps, without early stopping or selection (a zero-shot selection config is refused), and
-cannot be resumed."""
+over N processes per node (× --num-nodes), one pair per process and step: it takes the
+config's max_steps steps, without early stopping or selection (a zero-shot selection config
+and model.init: jm are refused; experiments/configs/demo-v1.yaml runs). Rank 0 writes a
+Lightning checkpoint to RUN/lightning every --checkpoint-every steps (train.checkpoint_every;
+default train.eval_every), keeping the newest train.keep_checkpoints; --resume goes on from
+the newest, on as many processes as wrote it, and ends exactly where the uninterrupted run
+ends:
+  pfpyro train experiments/configs/demo-v1.yaml --out runs/ddp --devices 2 --accelerator cpu \
+      --checkpoint-every 50 --resume"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", help="data root (else PFPYRO_DATA, else ../shared/data)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="a checkpoint every N steps (default: the config's train.checkpoint_every)",
+    )
     many = parser.add_argument_group("several devices (Lightning)")
     many.add_argument("--devices", type=int, help="processes per node (data-parallel SVI)")
     many.add_argument(
@@ -59,11 +71,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: The variables that give a process's rank: Lightning's launcher (LOCAL_RANK, NODE_RANK),
+#: torchrun (RANK) and SLURM's srun (SLURM_PROCID).
+RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
+
+
 def lightning_child() -> bool:
-    """Whether this process is a worker that Lightning's launcher started (rank > 0)."""
+    """Whether this process is a data-parallel worker of rank > 0 (started by Lightning's
+    launcher, on another node, by torchrun or by srun): rank 0 alone reports."""
     import os
 
-    return int(os.environ.get("LOCAL_RANK", 0)) > 0 or int(os.environ.get("NODE_RANK", 0)) > 0
+    return any(int(os.environ.get(name) or 0) > 0 for name in RANK_VARIABLES)
 
 
 def run_train_config(
@@ -77,7 +95,10 @@ def run_train_config(
     model = config.model
     if args.guide:
         model = model.with_guide(args.guide)
-    return config.train_config(seed, progress=progress), model
+    flags = {"progress": progress}
+    if getattr(args, "checkpoint_every", None) is not None:
+        flags["checkpoint_every"] = args.checkpoint_every
+    return config.train_config(seed, **flags), model
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     train_config, model_config = run_train_config(config, args, progress=not args.quiet)
     seed = train_config.seed
+    train_config.validate()  # a flag's value too (--checkpoint-every), before any work
 
     from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import headline_metric, score_pair
@@ -111,12 +133,17 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--devices and --num-nodes must be positive")
         if importlib.util.find_spec("lightning") is None:
             raise ConfigError("--devices needs Lightning: pip install 'pyro-ppl[lightning]'")
-        if args.resume:
-            raise ConfigError("--devices: a data-parallel run cannot be resumed (yet)")
         if config.selection.mode != "seen-dev":
             raise ConfigError(
                 f"{args.config}: selection {config.selection.mode!r} is not available with "
-                "--devices; use selection: {mode: seen-dev} (the run takes max_steps steps)"
+                "--devices; use selection: {mode: seen-dev} (the run takes max_steps steps), "
+                "e.g. experiments/configs/demo-v1.yaml"
+            )
+        if model_config.init != "random":
+            raise ConfigError(
+                f"{args.config}: model.init {model_config.init!r} is not available with "
+                "--devices (a data-parallel run starts at the random initialisation); use "
+                "model.init: random"
             )
     if out.exists() and any(out.iterdir()) and not args.resume and not lightning_child():
         raise ConfigError(f"{out} is not empty: pass --resume to continue it, or a new --out")
@@ -189,5 +216,6 @@ def train_on_devices(setup, name, partition, model_config, train_config, args):
         accelerator=args.accelerator,
         num_nodes=args.num_nodes,
         out_dir=args.out,
+        resume=args.resume,
         encoder_top=setup.store.encoder_top(),
     )

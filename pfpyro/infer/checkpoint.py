@@ -40,6 +40,8 @@ from pfpyro.model.guides import FactorizationGuide
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.json"
+#: Where a data-parallel run keeps its periodic Lightning checkpoints (infer/distributed.py).
+LIGHTNING_DIR = "lightning"
 FORMAT = "pfpyro-checkpoint"
 FORMAT_VERSION = 2
 #: Formats this pfpyro reads: 1 (parameters by Pyro store name, one optimiser per tensor), 2.
@@ -150,13 +152,14 @@ def restore(params: Mapping[str, Tensor], saved: Mapping[str, Tensor], where: st
 
 
 # -- random states -------------------------------------------------------------------------
-def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    """The random states that a training step can touch, as tensors and plain numbers."""
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The random states that a training step can touch, as tensors and plain numbers
+    (Pyro draws from torch's, Python's and numpy's); ``generator`` is a run's own data
+    generator, where it has one."""
     py_version, py_state, py_gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "data": generator.get_state(),
         "python": {
             "version": py_version,
             "state": torch.tensor(py_state, dtype=torch.int64),
@@ -170,15 +173,18 @@ def rng_state(generator: torch.Generator) -> dict[str, Any]:
             "gauss": float(np_gauss),
         },
     }
+    if generator is not None:
+        state["data"] = generator.get_state()
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
+def set_rng_state(state: Mapping[str, Any], generator: torch.Generator | None = None) -> None:
     """Put back the states saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["data"])
+    if generator is not None:
+        generator.set_state(state["data"])
     py = state["python"]
     random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
@@ -211,13 +217,12 @@ def save_checkpoint(out_dir: str | Path, payload: Mapping[str, Any]) -> Path:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
-    """Read ``out_dir/checkpoint.pt`` safely; CheckpointError says what is wrong with it."""
-    path = Path(out_dir) / CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint there")
+def safe_load(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and
+    containers only, so that a checkpoint cannot run code; CheckpointError when the file
+    cannot be read."""
     try:
-        body = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (
         RuntimeError,
         EOFError,
@@ -230,6 +235,14 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: truncated or corrupt checkpoint, cannot be read ({reason})"
         ) from err
+
+
+def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
+    """Read ``out_dir/checkpoint.pt`` safely; CheckpointError says what is wrong with it."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint there")
+    body = safe_load(path)
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a pfpyro checkpoint (no format tag {FORMAT!r})")
     if body.get("format_version") not in READABLE_VERSIONS:
@@ -245,6 +258,28 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
             isinstance(v, Tensor) for v in body[key].values()
         ):
             raise CheckpointError(f"{path}: {key!r} should map names to tensors")
+    return body
+
+
+def lightning_checkpoints(run_dir: str | Path) -> list[Path]:
+    """A data-parallel run's periodic Lightning checkpoints, ``RUN/lightning/step<k>.ckpt``
+    (complete files: each was written atomically), oldest step first."""
+    found = []
+    for path in (Path(run_dir) / LIGHTNING_DIR).glob("step*.ckpt"):
+        digits = path.stem.removeprefix("step")
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return [path for _, path in sorted(found)]
+
+
+def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint of a data-parallel run, read as :func:`load_checkpoint` reads
+    ours (``weights_only``: tensors, numbers, strings and containers only); CheckpointError
+    when it cannot be read or was not written by pfpyro (no ``pfpyro`` record)."""
+    path = Path(path)
+    body = safe_load(path)
+    if not isinstance(body, dict) or not isinstance(body.get("pfpyro"), dict):
+        raise CheckpointError(f"{path}: not a pfpyro data-parallel checkpoint (no 'pfpyro' record)")
     return body
 
 
@@ -304,13 +339,17 @@ def load_run(
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "LIGHTNING_DIR",
     "MODEL_NAME",
+    "lightning_checkpoints",
     "load_checkpoint",
+    "load_lightning_checkpoint",
     "load_model_json",
     "load_run",
     "named_params",
     "restore",
     "rng_state",
+    "safe_load",
     "save_checkpoint",
     "save_model_json",
     "saved_optimizer",

@@ -10,10 +10,22 @@ objective is the mean of R single-pair estimates of ELBO / P, unbiased as in
 :mod:`pfpyro.infer.trainer`, with R times the work of a step. The optimiser and its parameter
 groups are the single-process trainer's.
 
+Resuming is Lightning's own: a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` on rank 0
+writes ``RUN/lightning/step<k>.ckpt`` every ``train.checkpoint_every`` steps (atomically,
+:class:`AtomicCheckpointIO`; the newest ``train.keep_checkpoints`` kept) and ``trainer.fit(...,
+ckpt_path=...)`` restores it: the parameters, the optimiser's state, the loops, the data order
+(:class:`StepLoader`, a resumable loader) and every rank's random states (:class:`SVIModule`'s
+``pfpyro`` record). On two processes each gradient element is averaged by one (commutative)
+addition, so a resumed run ends bit for bit where the uninterrupted one ends
+(tests/test_distributed_resume.py); on more, the order of the all-reduce's sums follows
+DDP's gradient buckets, which it rebuilds after a resumed run's first step, so the two may
+differ by float rounding. A checkpoint resumes on as many processes as wrote it (each rank's
+random state and share of the draws belong to it); any other count is refused.
+
 What it does not do (yet): early stopping and the selection of the step count (the run takes
-``max_steps`` steps), several pairs per process step, and resuming. The dev score of the
-result is computed once, at the end. :class:`RankAgreement` checks, every ``check_every``
-steps, that the parameters are the same on every rank.
+``max_steps`` steps), several pairs per process step, and ``model.init: jm``. The dev score
+of the result is computed once, at the end. :class:`RankAgreement` checks, every
+``check_every`` steps, that the parameters are the same on every rank.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +48,43 @@ except ImportError as _missing:  # pragma: no cover - the extra is not installed
         "(or pip install lightning)"
     ) from _missing
 
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+import pfpyro
+from pfpyro.atomic import atomic_write
 from pfpyro.config import DDP_STRATEGIES
 from pfpyro.data.batch import PairTensors
 from pfpyro.data.pairs import Pair, pair_name
-from pfpyro.errors import ConfigError
-from pfpyro.infer.checkpoint import named_params, save_checkpoint, save_model_json
+from pfpyro.errors import CheckpointError, ConfigError
+from pfpyro.infer.checkpoint import (
+    CHECKPOINT_NAME,
+    LIGHTNING_DIR,
+    lightning_checkpoints,
+    load_checkpoint,
+    load_lightning_checkpoint,
+    load_model_json,
+    named_params,
+    rng_state,
+    save_checkpoint,
+    save_model_json,
+    set_rng_state,
+)
 from pfpyro.infer.trainer import (
     Scorer,
     TrainResult,
     accuracy_scorer,
     build_model,
     check_data,
+    check_same_model,
     checkpoint_payload,
+    config_changes,
     describe,
     evaluate_plugin,
     make_elbo,
+    make_optimizer,
     pair_arguments,
     pair_probabilities,
-    param_groups,
     step_weights,
 )
 
@@ -84,8 +115,70 @@ class StepDraws(torch.utils.data.Dataset):
         return pair, tensors.batch(index)
 
 
+class StepLoader:
+    """This process's draws in step order: at step s the item s · R + r of :class:`StepDraws`
+    (r its rank, R the processes), yielded as (s, pair index, batch), from step ``start`` on.
+
+    A resumable loader in Lightning's sense: its :meth:`state_dict` (the steps whose draws
+    training has taken, set by :class:`SVIModule`, not those fetched ahead) goes into every
+    checkpoint, and Lightning hands it back to :meth:`load_state_dict` on resume, so the
+    resumed run takes the draws of the step after the checkpoint's."""
+
+    def __init__(self, draws: StepDraws, steps: int, world: int) -> None:
+        self.draws, self.steps, self.world = draws, steps, world
+        self.start = 0
+        self.consumed = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[int, int, PairTensors]]:
+        rank, world = process_rank()
+        if world != self.world:
+            raise RuntimeError(f"the loader was made for {self.world} processes, not {world}")
+        for step in range(self.start, self.steps):
+            pair, batch = self.draws[step * world + rank]
+            yield step, pair, batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.consumed, "world": self.world}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        if int(state["world"]) != self.world:
+            raise CheckpointError(
+                f"the checkpoint's draws are for {state['world']} processes, not {self.world}"
+            )
+        self.start = self.consumed = int(state["step"])
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process in the default process group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_objects(value: Any) -> list[Any]:
+    """``value`` of every rank, by rank (``all_gather_object``; ``[value]`` in one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
 class SVIModule(lightning.LightningModule):
-    """The model and guide of one run, trained by Lightning on one pair per step and rank."""
+    """The model and guide of one run, trained by Lightning on one pair per step and rank.
+
+    Every checkpoint gets a ``pfpyro`` record beside Lightning's own state (parameters,
+    optimiser, loops, the :class:`StepLoader`'s position): the process count, the
+    TrainConfig, the pairs' sizes, and every rank's random states (torch, Python, numpy:
+    what Pyro draws from), gathered to rank 0, which writes the file. On resume each rank
+    puts its own back just before its first step, where the uninterrupted run had them."""
 
     def __init__(self, factorization, guide, config, pairs, pair_weights, kl_weight, sizes):
         super().__init__()
@@ -93,9 +186,17 @@ class SVIModule(lightning.LightningModule):
         self.pairs, self.sizes = list(pairs), dict(sizes)
         self.pair_weights, self.kl_weight = dict(pair_weights), kl_weight
         self.elbo = make_elbo(config)
+        self.loader: StepLoader | None = None
+        self.pending_rng: dict[str, Any] | None = None
 
-    def training_step(self, batch: tuple[Tensor, PairTensors], batch_idx: int) -> Tensor:
-        index, data = batch
+    def training_step(self, batch: tuple[int, int, PairTensors], batch_idx: int) -> Tensor:
+        step, index, data = batch
+        if step != self.global_step:
+            raise RuntimeError(f"the draws of step {step} came at step {self.global_step}")
+        if self.loader is not None:
+            self.loader.consumed = step + 1
+        if data.labels.device != self.device:
+            data = data.to(self.device)
         pair = self.pairs[int(index)]
         args, kwargs = pair_arguments(pair, data, self.sizes, self.pair_weights, self.kl_weight)
         loss = self.elbo.differentiable_loss(self.factorization, self.guide, *args, **kwargs)
@@ -103,10 +204,69 @@ class SVIModule(lightning.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        from pyro.optim.clipped_adam import ClippedAdam
-
         params = named_params(self.factorization, self.guide)
-        return ClippedAdam(param_groups(params, self.config.optim))
+        return make_optimizer(params, self.config.optim)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["pfpyro"] = {
+            "version": pfpyro.__version__,
+            "world": self.trainer.world_size,
+            "config": self.config.to_dict(),
+            "pair_sizes": {pair_name(p): n for p, n in sorted(self.sizes.items())},
+            "rng": gather_objects(rng_state()),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.pending_rng = checkpoint["pfpyro"]["rng"][self.trainer.global_rank]
+
+    def on_train_start(self) -> None:
+        steps = gather_objects(self.global_step)
+        if len(set(steps)) != 1:
+            raise RuntimeError(f"the ranks start at different steps {steps}: one checkpoint each")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.pending_rng is not None:
+            set_rng_state(self.pending_rng)
+            self.pending_rng = None
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint every ``every`` steps into ``folder`` (``step<k>.ckpt``),
+    keeping the newest ``keep`` files there: the older ones are removed (by rank 0) only
+    once the new one is written, and files of an earlier, killed attempt count too (a
+    resumed ModelCheckpoint knows only those its own checkpoint listed)."""
+
+    def __init__(self, folder: Path, every: int, keep: int) -> None:
+        super().__init__(
+            dirpath=folder,
+            filename="step{step:06d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=every,
+            save_top_k=-1,
+            save_on_train_epoch_end=False,
+            enable_version_counter=False,
+        )
+        self.keep = keep
+
+    def _save_checkpoint(self, trainer: lightning.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        for old in lightning_checkpoints(Path(self.dirpath).parent)[: -self.keep]:
+            trainer.strategy.remove_checkpoint(old)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, written as pfpyro writes its own (:mod:`pfpyro.atomic`: a
+    temporary file, fsync, rename, so that a kill mid-write leaves the previous checkpoint
+    whole) and read ``weights_only``
+    (:func:`~pfpyro.infer.checkpoint.load_lightning_checkpoint`)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: Any = None):
+        return load_lightning_checkpoint(path)
 
 
 class RankAgreement(lightning.Callback):
@@ -160,19 +320,25 @@ def train_distributed(
     langs: Sequence[str] | None = None,
     num_classes: Mapping[str, int] | None = None,
     out_dir: str | Path | None = None,
+    resume: bool = False,
     scorer: Scorer = accuracy_scorer,
     encoder_top: torch.nn.Module | None = None,
     check_every: int = 0,
     ranks_dir: str | Path | None = None,
+    callbacks: Sequence[lightning.Callback] = (),
 ) -> TrainResult:
     """:func:`pfpyro.infer.train` on ``devices`` × ``num_nodes`` processes with Lightning's
     ``strategy`` (see the module notes): ``max_steps`` steps, each of one pair per process.
 
     The result (rank 0's, which every rank shares) is returned, scored on ``dev`` once, and
     with ``out_dir`` written there as a run folder that ``pfpyro predict`` and
-    :func:`~pfpyro.infer.load_run` read (it cannot be resumed). ``check_every`` > 0 checks
+    :func:`~pfpyro.infer.load_run` read. With ``out_dir`` rank 0 also writes a Lightning
+    checkpoint every ``config.checkpoint_every`` steps (None: ``eval_every``; 0: none) to
+    ``out_dir/lightning``, keeping the newest ``keep_checkpoints``; ``resume=True`` goes on
+    from the newest one (and starts afresh when there is none), ending exactly where the
+    uninterrupted run ends, on as many processes as wrote it. ``check_every`` > 0 checks
     that the ranks agree every that many steps (:class:`RankAgreement`; digests written to
-    ``ranks_dir``).
+    ``ranks_dir``); ``callbacks`` are more Lightning callbacks.
     """
     config.validate()
     if strategy not in DDP_STRATEGIES:
@@ -184,20 +350,31 @@ def train_distributed(
     task_list, lang_list, classes, feature_dim = check_data(
         train, dev, tasks, langs, num_classes, "seen"
     )
+    world = devices * num_nodes
+    sizes = {pair: len(train[pair]) for pair in sorted(train)}
+    run_dir = Path(out_dir) if out_dir is not None else None
+    resume_from = resumable_checkpoint(run_dir, resume, config, world, sizes)
+    previous = load_model_json(run_dir) if resume_from is not None else None
     description = describe(
-        model, train, task_list, lang_list, classes, feature_dim, encoder_top=encoder_top
+        model, train, task_list, lang_list, classes, feature_dim, previous, encoder_top
     )
+    check_same_model(previous, description, run_dir)
+    if run_dir is not None:  # every process: the same file, written atomically
+        save_model_json(run_dir, description)
     # every rank builds the same initial parameters
     factorization, guide = build_model(description, config.seed, encoder_top)
-    sizes = {pair: len(train[pair]) for pair in sorted(train)}
     pair_weights, kl_weight = step_weights(sizes, config.pair_sampling, config.kl_beta)
     module = SVIModule(factorization, guide, config, sorted(train), pair_weights, kl_weight, sizes)
-    world = devices * num_nodes
     draws = StepDraws(train, config, config.max_steps * world)
-    loader = torch.utils.data.DataLoader(draws, batch_size=None, shuffle=False)
-    callbacks = []
+    module.loader = StepLoader(draws, config.max_steps, world)
+    callbacks = list(callbacks)
     if check_every:
         callbacks.append(RankAgreement(check_every, Path(ranks_dir) if ranks_dir else None))
+    every = config.eval_every if config.checkpoint_every is None else config.checkpoint_every
+    if run_dir is not None and every:
+        callbacks.append(
+            PeriodicCheckpoint(run_dir / LIGHTNING_DIR, every, config.keep_checkpoints)
+        )
     chosen: Any = strategy
     if strategy.startswith("ddp"):
         from lightning.pytorch.strategies import DDPStrategy
@@ -207,6 +384,7 @@ def train_distributed(
             start_method="spawn" if strategy == "ddp_spawn" else "popen",
             process_group_backend=backend,
             find_unused_parameters=True,  # a task-blocked hypernetwork leaves blocks unused
+            checkpoint_io=AtomicCheckpointIO(),
         )
     trainer = lightning.Trainer(
         accelerator=accelerator,
@@ -216,13 +394,14 @@ def train_distributed(
         max_steps=config.max_steps,
         max_epochs=-1,
         logger=False,
-        enable_checkpointing=False,
+        default_root_dir=run_dir / LIGHTNING_DIR if run_dir is not None else None,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         callbacks=callbacks,
-        use_distributed_sampler=True,
+        use_distributed_sampler=False,  # the StepLoader gives each rank its draws
     )
-    trainer.fit(module, loader)
+    trainer.fit(module, module.loader, ckpt_path=resume_from)
     factorization, guide = module.factorization.cpu(), module.guide.cpu()
     scores = evaluate_plugin(factorization, guide, dev, scorer=scorer) if dev else {}
     score = sum(scores.values()) / len(scores) if scores else None
@@ -235,10 +414,8 @@ def train_distributed(
             "devices": world,
         }
     ]
-    if out_dir is not None and trainer.is_global_zero:
-        run_dir = Path(out_dir)
+    if run_dir is not None and trainer.is_global_zero:
         params = named_params(factorization, guide)
-        save_model_json(run_dir, description)
         payload = checkpoint_payload(
             step=config.max_steps,
             params=params,
@@ -253,10 +430,54 @@ def train_distributed(
     return TrainResult(factorization, guide, history, config.max_steps, score)
 
 
+def resumable_checkpoint(
+    run_dir: Path | None, resume: bool, config: Any, world: int, sizes: Mapping[Pair, int]
+) -> Path | None:
+    """The Lightning checkpoint a run in ``run_dir`` goes on from: the newest, when
+    ``resume``, after checking that it was written by ``world`` processes with this config
+    and these pairs (else a one-line CheckpointError or ConfigError that says why); None for
+    a fresh start. A folder of a single-process run, or one with checkpoints and no
+    ``resume``, is refused."""
+    if run_dir is None:
+        return None
+    found = lightning_checkpoints(run_dir)
+    final = run_dir / CHECKPOINT_NAME
+    if final.is_file() and not load_checkpoint(run_dir)["state"].get("devices"):
+        raise CheckpointError(
+            f"{final} was written by a single-process run: resume it without --devices (its "
+            "data generator and random state belong to one process)"
+        )
+    if (found or final.is_file()) and not resume:
+        raise ConfigError(
+            f"{run_dir} already holds a data-parallel run's checkpoints; resume it or choose "
+            "another folder"
+        )
+    if not (found and resume):
+        return None
+    path = found[-1]
+    record = load_lightning_checkpoint(path)["pfpyro"]
+    if int(record["world"]) != world:
+        raise CheckpointError(
+            f"{path} was written by {record['world']} processes, this run has {world} "
+            f"(--devices × --num-nodes): each process's random state and share of the draws "
+            f"belong to it; resume with {record['world']}"
+        )
+    changed = config_changes(config, record["config"])
+    if changed:
+        raise ConfigError(f"cannot resume {path}: the config differs in " + "; ".join(changed))
+    if record["pair_sizes"] != {pair_name(p): n for p, n in sorted(sizes.items())}:
+        raise ConfigError(f"cannot resume {path}: the training pairs or their sizes differ")
+    return path
+
+
 __all__ = [
+    "AtomicCheckpointIO",
+    "PeriodicCheckpoint",
     "RankAgreement",
     "SVIModule",
     "StepDraws",
+    "StepLoader",
     "parameter_digest",
+    "resumable_checkpoint",
     "train_distributed",
 ]

@@ -60,11 +60,13 @@ from pfpyro.data.partition import constraint_violations
 from pfpyro.data.tasks import label_set
 from pfpyro.device import resolve_device
 from pfpyro.encode.top import EncoderTop
-from pfpyro.errors import ConfigError, PfpyroError
+from pfpyro.errors import CheckpointError, ConfigError, PfpyroError
 from pfpyro.evaluate.metrics import token_accuracy
 from pfpyro.infer.checkpoint import (
     CHECKPOINT_NAME,
+    lightning_checkpoints,
     load_checkpoint,
+    load_lightning_checkpoint,
     load_model_json,
     named_params,
     restore,
@@ -91,7 +93,17 @@ from pfpyro.progress import progress_bar
 ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
 assert tuple(ELBOS) == ELBO_NAMES
 # Fields that may change between a run and its resumption: they do not touch the arithmetic.
-RESUMABLE_CHANGES = frozenset({"max_steps", "log_every", "tensorboard", "progress", "device"})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "max_steps",
+        "log_every",
+        "tensorboard",
+        "progress",
+        "device",
+        "checkpoint_every",
+        "keep_checkpoints",
+    }
+)
 
 
 class NumericalError(PfpyroError):
@@ -288,6 +300,12 @@ def train(
     )
     run_dir = Path(out_dir) if out_dir is not None else None
     saved = None
+    world = data_parallel_run(run_dir) if run_dir is not None else 0
+    if world:
+        raise CheckpointError(
+            f"{run_dir} holds a data-parallel run's checkpoints ({world} processes); resume it "
+            f"with --devices and --num-nodes giving {world} processes, not in a single process"
+        )
     if run_dir is not None and (run_dir / CHECKPOINT_NAME).exists():
         if not resume:
             raise ConfigError(
@@ -299,13 +317,7 @@ def train(
         model, train, task_list, lang_list, classes, feature_dim, previous, encoder_top
     )
     check_description(description, config, encoder_top)
-    if previous is not None and previous != description:
-        fields = [f.name for f in dataclasses.fields(description)]
-        differ = [name for name in fields if getattr(previous, name) != getattr(description, name)]
-        raise ConfigError(
-            f"cannot resume {run_dir}: its model.json describes another model than this run's "
-            f"(they differ in {', '.join(differ)})"
-        )
+    check_same_model(previous, description, run_dir)
     run = _Run(train, dev, config, description, run_dir, scorer, encoder_top)
     if saved is not None:
         run.resume_from(saved, str(run_dir / CHECKPOINT_NAME))
@@ -372,6 +384,44 @@ def describe(
     if encoder_top is not None:
         description = description.replace(encoder_top=encoder_top.spec)
     return description
+
+
+def check_same_model(
+    previous: ModelDescription | None, description: ModelDescription, run_dir: Path | None
+) -> None:
+    """ConfigError unless a resumed run's model.json (``previous``) is this run's model."""
+    if previous is None or previous == description:
+        return
+    fields = [f.name for f in dataclasses.fields(description)]
+    differ = [name for name in fields if getattr(previous, name) != getattr(description, name)]
+    raise ConfigError(
+        f"cannot resume {run_dir}: its model.json describes another model than this run's "
+        f"(they differ in {', '.join(differ)})"
+    )
+
+
+def config_changes(config: TrainConfig, saved: Mapping[str, Any]) -> list[str]:
+    """The settings of ``config`` that differ from a checkpoint's recorded ``saved`` config
+    and would change the arithmetic (all but :data:`RESUMABLE_CHANGES`), each as "key
+    (checkpoint …, now …)"; a setting newer than the checkpoint had its default then."""
+    now = _flat(config.to_dict())
+    then = {**_flat(TrainConfig().to_dict()), **_flat(dict(saved))}
+    return [
+        f"{key} (checkpoint {then.get(key)!r}, now {now[key]!r})"
+        for key in now
+        if key not in RESUMABLE_CHANGES and then.get(key) != now[key]
+    ]
+
+
+def data_parallel_run(run_dir: Path) -> int:
+    """The process count of the data-parallel run that ``run_dir`` holds (its final
+    checkpoint's record, else its newest Lightning checkpoint's), 0 when it holds none."""
+    if (run_dir / CHECKPOINT_NAME).is_file():
+        devices = int(load_checkpoint(run_dir)["state"].get("devices", 0))
+        if devices:
+            return devices
+    found = lightning_checkpoints(run_dir)
+    return int(load_lightning_checkpoint(found[-1])["pfpyro"]["world"]) if found else 0
 
 
 def check_description(
@@ -600,14 +650,7 @@ class _Run:
 
     # -- checkpoints -------------------------------------------------------------------------
     def resume_from(self, saved: Mapping[str, Any], where: str) -> None:
-        now, then = _flat(self.config.to_dict()), _flat(dict(saved["config"]))
-        # A setting newer than the checkpoint had its default then.
-        then = {**_flat(TrainConfig().to_dict()), **then}
-        changed = [
-            f"{key} (checkpoint {then.get(key)!r}, now {now[key]!r})"
-            for key in now
-            if key not in RESUMABLE_CHANGES and then.get(key) != now[key]
-        ]
+        changed = config_changes(self.config, saved["config"])
         if changed:
             raise ConfigError(f"cannot resume {where}: the config differs in " + "; ".join(changed))
         if saved["state"].get("pair_sizes") != self.state["pair_sizes"]:
@@ -683,6 +726,8 @@ class _Run:
                             dev=_fmt(record["dev_score"]), best=_fmt(state["best_score"]),
                             refresh=False,
                         )  # fmt: skip
+                        self.save()
+                    elif config.checkpoint_every and self.step % config.checkpoint_every == 0:
                         self.save()
                 if state["stopped"]:
                     logger.log("event", self.step, event="early_stop", best_step=state["best_step"])
@@ -791,8 +836,11 @@ __all__ = [
     "build_model",
     "check_data",
     "check_description",
+    "check_same_model",
     "checkpoint_payload",
     "closed_form_kl",
+    "config_changes",
+    "data_parallel_run",
     "describe",
     "evaluate_plugin",
     "make_elbo",
