@@ -12,6 +12,7 @@ Everything works for every pair of the model, seen in training or not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,20 +218,8 @@ class FittedPosterior:
         model that trained the encoder's top layers reads the subword states of the layer
         below them, which the encoder gives here.
         """
-        from pfpyro.data.batch import PairTensors
-
         words = [tuple(s) for s in sentences]
-        if features is None:
-            encoder = self.encoder()
-            top = self.factorization.encoder_top
-            subwords = None if top is None else encoder.encode_subwords(words, top.below)
-            tensors = PairTensors.from_arrays(encoder.encode(words), subwords=subwords)
-            features, mask = tensors.inputs, tensors.mask
-        else:
-            given = getattr(features, "first", features)  # subword states: their positions
-            mask = torch.zeros(given.shape[:2], dtype=torch.bool)
-            for k, sentence in enumerate(words):
-                mask[k, : len(sentence)] = True
+        features, mask = self.inputs(words, features)
         mode = "bma" if bma else "plugin"
         predictor = PFPredictor(self.factorization, self.guide, mode=mode, num_samples=bma or 100)
         probs, entropy = predictor.predict_with_entropy(task, lang, features, mask)
@@ -244,6 +233,120 @@ class FittedPosterior:
             conf.append(confidence[k, :n].tolist())
             ent.append(entropy[k, :n].tolist())
         return Prediction(words, labels, conf, ent, probs)
+
+    def inputs(
+        self, words: list[tuple[str, ...]], features: Tensor | SubwordStates | None = None
+    ) -> tuple[Tensor | SubwordStates, Tensor]:
+        """(features, mask [N, T]) of pre-split sentences: encoded by the run's encoder, or the
+        ``features`` given (then only the mask is built)."""
+        if features is None:
+            from pfpyro.data.batch import PairTensors
+
+            encoder = self.encoder()
+            top = self.factorization.encoder_top
+            subwords = None if top is None else encoder.encode_subwords(words, top.below)
+            tensors = PairTensors.from_arrays(encoder.encode(words), subwords=subwords)
+            return tensors.inputs, tensors.mask
+        given = getattr(features, "first", features)  # subword states: their positions
+        mask = torch.zeros(given.shape[:2], dtype=torch.bool)
+        for k, sentence in enumerate(words):
+            mask[k, : len(sentence)] = True
+        return features, mask
+
+    # -- what to label next (pfpyro.infer.acquisition) ------------------------------------------
+    def pool_information(
+        self,
+        task: str,
+        lang: str,
+        sentences: Sequence[Sequence[str]],
+        num_samples: int = 100,
+        seed: int = 0,
+        features: Tensor | SubwordStates | None = None,
+        progress: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        """(predictive entropy [N], BALD [N]) of each pool sentence of pair (task, lang), in
+        nats summed over its words, under ``num_samples`` posterior draws (seeded)."""
+        from pfpyro.infer.acquisition import fixed_samples, pool_information
+
+        words = [tuple(s) for s in sentences]
+        features, mask = self.inputs(words, features)
+        predictor = PFPredictor(self.factorization, self.guide, mode="bma")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sampler = fixed_samples(predictor, task, lang, num_samples)
+            return pool_information(sampler, features, mask, progress=progress)
+
+    def suggest(
+        self,
+        task: str,
+        lang: str,
+        sentences: Sequence[Sequence[str]],
+        budget: int | None = None,
+        strategy: str = "bald",
+        num_samples: int = 100,
+        seed: int = 0,
+        features: Tensor | SubwordStates | None = None,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """The pool's ``budget`` (default: all) sentences most worth labelling for pair
+        (task, lang), best first: columns rank (1-based), index (0-based, in the pool),
+        score and words. ``strategy``: bald, entropy or random (seeded; reads no model)."""
+        from pfpyro.infer.acquisition import check_strategy, ranking, score_pool
+
+        check_strategy(strategy)
+        self.factorization.task_index(task)  # a clear error naming the known tasks
+        self.factorization.lang_index(lang)
+        words = [tuple(s) for s in sentences]
+        if budget is not None and budget < 1:
+            raise ConfigError(f"budget must be a positive number of sentences, got {budget}")
+        if strategy == "random":
+            scores = score_pool(None, None, torch.zeros(len(words), 1), "random", seed=seed)
+        else:
+            entropy, bald = self.pool_information(
+                task, lang, words, num_samples, seed, features, progress
+            )
+            scores = bald if strategy == "bald" else entropy
+        order = ranking(scores)[:budget].tolist()
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "rank": range(1, len(order) + 1),
+                "index": order,
+                "score": [float(scores[k]) for k in order],
+                "words": [words[k] for k in order],
+            }
+        )
+
+    def rank_pairs(
+        self,
+        pools: Mapping[tuple[str, str], Sequence[Sequence[str]]],
+        k: int = 100,
+        num_samples: int = 100,
+        seed: int = 0,
+        features: Mapping[tuple[str, str], Tensor | SubwordStates] | None = None,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Pairs by the expected gain of ``k`` labelled sentences of their pool, highest
+        first (:func:`pfpyro.infer.acquisition.expected_gain`): columns rank, task, lang,
+        gain (nats), pool_entropy (mean per sentence) and pool_size."""
+        from dataclasses import asdict
+
+        from pfpyro.infer.acquisition import expected_gain, rank_pairs
+
+        expected_gain(torch.zeros(1), torch.zeros(1), k)  # a bad k fails before any work
+        scores = {}
+        for pair, sentences in pools.items():
+            given = None if features is None else features.get(pair)
+            entropy, bald = self.pool_information(
+                *pair, sentences, num_samples, seed, given, progress
+            )
+            scores[pair] = (bald, entropy)
+        import pandas as pd
+
+        frame = pd.DataFrame([asdict(g) for g in rank_pairs(scores, k)])
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+        return frame
 
     def encoder(self):
         """The run's encoder (the one its features were made with), loaded on first use."""

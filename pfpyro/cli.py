@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "extend",
     "fewshot",
     "predict",
+    "suggest",
     "experiment",
 )
 

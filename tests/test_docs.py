@@ -38,7 +38,7 @@ from pfpyro.cli import main as pfpyro_main
 from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.errors import CheckpointError
-from pfpyro.infer import train
+from pfpyro.infer import PFPredictor, train
 from pfpyro.model import registry
 from pfpyro.model.heads import SoftmaxHead
 from pfpyro.pipeline.setup import build_partitions
@@ -55,6 +55,7 @@ PAGES = sorted(DOCS.glob("*.md"))
 #: a test below (the test that covers it is named beside it).
 TESTED_SNIPPETS = {
     "api_tour.py": "test_api_tour_on_a_synthetic_run",
+    "annotation_loop.py": "test_annotation_loop_on_a_synthetic_run",
     "full_rank_guide.py": "test_full_rank_guide_trains_registers_and_reloads",
     "heads.py": "test_heads_train_with_svi_and_predict",
     "family_prior.py": "test_family_prior_trains_and_completes_its_arguments",
@@ -460,6 +461,34 @@ def test_api_tour_on_a_synthetic_run(run_dir, world, one_thread):
     assert np.allclose(np.diag(got["similarity"].to_numpy()), 1.0, atol=1e-5)
     assert len(got["neighbours"]) == 3 and lang not in got["neighbours"].index
     assert got["idata"].posterior["l"].shape == (1, 1000, len(world.langs), h)
+
+
+def test_annotation_loop_on_a_synthetic_run(run_dir, world, one_thread):
+    example = load_example("annotation_loop")
+    task, lang = HELDOUT[0]
+    test = world.test[task, lang]
+    pool = [tuple(f"w{k}" for k in range(int(row.sum()))) for row in test.mask]
+    names = pfpyro.load(run_dir).label_names(task)
+    gold = {pool_words: test.labels[k] for k, pool_words in enumerate(pool)}
+    asked = []
+
+    def annotate(chosen):
+        asked.append(list(chosen))
+        return [[names[int(y)] for y in gold[s][: len(s)]] for s in chosen]
+
+    features = test.features.float()
+    chosen, predictor = example.annotation_round(
+        run_dir, task, lang, pool, annotate, budget=4, features=features
+    )
+    run = pfpyro.load(run_dir)
+    _, bald = run.pool_information(task, lang, pool, features=features)
+    assert chosen == torch.sort(bald, descending=True, stable=True).indices[:4].tolist()
+    assert asked == [[pool[k] for k in chosen]]
+    updated = predictor.predict_proba(task, lang, features, test.mask)
+    zero_shot = PFPredictor(run.factorization, run.guide).predict_proba(
+        task, lang, features, test.mask
+    )
+    assert updated.shape == zero_shot.shape and not torch.allclose(updated, zero_shot)
 
 
 # -- reproducing: configs and Table 2 -----------------------------------------------------------

@@ -409,17 +409,80 @@ def read_sentences(path: str | Path, fmt: str, task: str, lang: str, split: str)
     return sentences
 
 
+# ---------------------------------------------------------------------------------------------
+# Unlabelled pools: the words of each sentence and its line, whatever labels the file has.
+
+#: Formats of an unlabelled pool (``pfpyro suggest``): one sentence a line, split on spaces;
+#: CoNLL-U (FORM); IOB or any token-first column file (first column; labels ignored).
+POOL_FORMATS = ("text", "conllu", "iob")
+
+
+def pool_format(path: str | Path) -> str:
+    """The pool format of a file by its extension: .conllu, .iob/.bio/.tsv/.conll, else text."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".conllu":
+        return "conllu"
+    return "iob" if suffix in (".iob", ".bio", ".tsv", ".conll") else "text"
+
+
+def read_pool(path: str | Path, fmt: str | None = None) -> list[tuple[int, tuple[str, ...]]]:
+    """(1-based line, words) of each sentence of an unlabelled pool (labels, if any, are not
+    read); ``fmt`` one of :data:`POOL_FORMATS`, by default from the extension. Blank lines of a
+    text pool are skipped; a pool without a sentence is a DataFormatError."""
+    fmt = fmt or pool_format(path)
+    if fmt not in POOL_FORMATS:
+        raise ConfigError(f"unknown pool format {fmt!r}; known: {', '.join(POOL_FORMATS)}")
+    lines = read_lines(path)
+    if fmt == "text":
+        pool = [(n, tuple(line.split())) for n, line in enumerate(lines, 1) if line.strip()]
+    else:
+        pool = []
+        for start, block in blocks(lines):
+            words = _pool_words(str(path), start, block, fmt)
+            if words:
+                pool.append((start, words))
+    if not pool:
+        raise DataFormatError(path, None, "at least one sentence", "none")
+    return pool
+
+
+def _pool_words(path: str, start: int, block: _Lines, fmt: str) -> tuple[str, ...]:
+    words = []
+    for offset, line in enumerate(block):
+        if fmt == "conllu":
+            if line[0] == "#":
+                continue
+            cols = line.split("\t")
+            if len(cols) != CONLLU_COLUMNS:
+                raise DataFormatError(
+                    path, start + offset, f"{CONLLU_COLUMNS} tab-separated CoNLL-U columns", line
+                )
+            if not (cols[0].isascii() and cols[0].isdigit()):
+                _check_skipped_id(path, start + offset, cols[0])
+                continue
+            words.append(cols[1])
+        else:
+            fields = line.split()
+            if line[0].isspace() or not fields:
+                raise DataFormatError(path, start + offset, "a token in the first column", line)
+            words.append(fields[0])
+    return tuple(words)
+
+
 __all__ = [
     "BIO_SPLIT_SEED",
     "CONLLU_FIELD_COLUMN",
     "FORMATS",
     "HOLDS",
     "MASAKHANER_TAG_MAP",
+    "POOL_FORMATS",
     "SPLITS",
     "Format",
     "blocks",
     "check_format",
+    "pool_format",
     "read_lines",
+    "read_pool",
     "read_sentences",
     "read_text",
     "split_80_10_10",

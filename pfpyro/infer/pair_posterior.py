@@ -122,6 +122,20 @@ class PairPosterior(nn.Module):
         logits = f.head.logits(self.theta_loc, f.standardize(features), f.num_classes[self.task])
         return logits.softmax(-1)
 
+    @torch.no_grad()
+    def theta_samples(self, num_samples: int) -> Tensor:
+        """S draws of θ_ij from the fitted q(θ_ij), shaped [S, 1, 1, d] for the head."""
+        eps = torch.randn(num_samples, 1, *self.theta_loc.shape, device=self.theta_loc.device)
+        return self.theta_loc + softplus(self.theta_rho) * eps
+
+    @torch.no_grad()
+    def sample_probs(self, features: Tensor, theta: Tensor) -> Tensor:
+        """Per-sample probabilities [S, N, T, c] of word features under θ [S, 1, 1, d]
+        (:meth:`theta_samples`), for acquisition scores after an update."""
+        f = self.factorization
+        logits = f.head.logits(theta, f.standardize(features), f.num_classes[self.task])
+        return logits.softmax(-1)
+
 
 def fit_pair(
     factorization: ParameterFactorization,
