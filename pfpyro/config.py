@@ -157,6 +157,10 @@ ELBO_NAMES = ("trace", "meanfield")  # Trace_ELBO | TraceMeanField_ELBO (infer/t
 #: Lightning strategies of data-parallel training (``pfpyro train --devices``,
 #: infer/distributed.py).
 DDP_STRATEGIES = ("ddp", "ddp_spawn")
+
+#: `pfpyro suggest`'s ranking strategies (pfpyro.infer.acquisition); here, free of torch, for
+#: the CLI's parser.
+ACQUISITION_STRATEGIES: tuple[str, ...] = ("bald", "entropy", "random")
 PAIR_SAMPLING = ("uniform", "size")
 
 

@@ -31,8 +31,8 @@ that language) or TASK/LANG=FILE; every unseen pair needs one."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pfpyro.config import ACQUISITION_STRATEGIES as STRATEGIES
     from pfpyro.data.readers import POOL_FORMATS
-    from pfpyro.infer.acquisition import STRATEGIES
 
     parser = subparsers.add_parser(
         "suggest",

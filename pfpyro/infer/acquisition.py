@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from pfpyro.config import ACQUISITION_STRATEGIES
 from pfpyro.data.batch import sentence_chunks
 from pfpyro.data.subwords import SubwordStates
 from pfpyro.errors import ConfigError
@@ -30,7 +31,7 @@ from pfpyro.evaluate.uncertainty import token_entropy
 from pfpyro.infer.predict import PFPredictor
 from pfpyro.progress import progress_bar
 
-STRATEGIES = ("bald", "entropy", "random")
+STRATEGIES = ACQUISITION_STRATEGIES
 
 #: Per-sample probabilities [S, N, T, c] of a chunk of sentences (features, mask): the same S
 #: classifiers at every call.
