@@ -109,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
     train_config, model_config = run_train_config(config, args, progress=not args.quiet)
     seed = train_config.seed
-    train_config.validate()  # a flag's value too (--checkpoint-every), before any work
+    try:  # a flag's value too (--checkpoint-every), before any work
+        train_config.validate()
+    except ConfigError as error:
+        raise ConfigError(f"{args.config}: train: {error}") from None
 
     from pfpyro.atomic import atomic_write_text
     from pfpyro.evaluate import headline_metric, score_pair
