@@ -66,6 +66,7 @@ from pfpyro.infer.checkpoint import (
     load_model_json,
     named_params,
     rng_state,
+    safe_load,
     save_checkpoint,
     save_model_json,
     set_rng_state,
@@ -257,8 +258,7 @@ class PeriodicCheckpoint(ModelCheckpoint):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O, written as pfpyro writes its own (:mod:`pfpyro.atomic`: a
     temporary file, fsync, rename, so that a kill mid-write leaves the previous checkpoint
-    whole) and read ``weights_only``
-    (:func:`~pfpyro.infer.checkpoint.load_lightning_checkpoint`)."""
+    whole) and read ``weights_only`` (:func:`~pfpyro.infer.checkpoint.safe_load`)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
@@ -266,7 +266,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: Any = None):
-        return load_lightning_checkpoint(path)
+        return safe_load(Path(path))  # also ddp_spawn's hand-over of the weights
 
 
 class RankAgreement(lightning.Callback):
