@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.batch import PairTensors
 from pfpyro.errors import ConfigError
 from pfpyro.evaluate import token_accuracy
-from pfpyro.infer import PFPredictor, train
+from pfpyro.infer import PFPredictor
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.pair_posterior import FewShotPredictor, FewShotSettings, fit_pair
-from pfpyro.testing.synthetic import make_world
+from pfpyro.testing.synthetic import make_world, train_on_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,24 +27,8 @@ def world():
 @pytest.fixture(scope="module")
 def run(world):
     """A PF-lr run trained without the held-out pair, on purpose a little short of good."""
-    torch.set_num_threads(1)
     seen = [p for p in world.pairs() if p != HELD]
-    return train(
-        {p: world.train[p] for p in seen},
-        {p: world.dev[p] for p in seen},
-        TrainConfig(
-            max_steps=150,
-            eval_every=50,
-            batch_size=10,
-            seed=0,
-            progress=False,
-            optim=OptimConfig(lr=0.02),
-        ),
-        model=ModelConfig(latent_dim=3, hypernet={"name": "shared", "hidden_dims": []}),
-        tasks=world.tasks,
-        langs=world.langs,
-        num_classes=world.num_classes,
-    )
+    return train_on_world(world, seen, max_steps=150, eval_every=50)
 
 
 def accuracy(predictor, world) -> float:

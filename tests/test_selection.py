@@ -128,9 +128,9 @@ class SyntheticStore(FeatureStore):
         return PairData([], PairTensors(data.features, data.labels, data.mask))
 
 
-@pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("model", ["pf-d", "jm"])
-def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, model):
+def synthetic_unit(tmp_path, model, patience=2, **selection):
+    """A zero-shot unit's setup on a synthetic world of 2 tasks x 4 languages ("en" only for
+    selection), with a store that records what it is asked; ``selection`` overrides."""
     world = make_world(2, 4, num_classes=4, feature_dim=6, sentences=(16, 8, 8), length=5)
     langs = ["a", "b", "c", "en"]
     names = {
@@ -140,16 +140,15 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
     }
     catalog = FakeCatalog(names)
     partition = explicit_partition([p for p in names if p[1] != "en"], [("ner", "a"), ("pos", "b")])
+    settings = {"validation_pairs": 1, "baseline_epochs": [1, 3], **selection}
     config = ExperimentConfig(
-        selection=SelectionConfig(
-            mode="zero-shot", validation_pairs=1, extra_languages=["en"], baseline_epochs=[1, 3]
-        ),
+        selection=SelectionConfig(mode="zero-shot", extra_languages=["en"], **settings),
         model=ModelConfig(latent_dim=2, hypernet={"name": "shared", "hidden_dims": []}),
         train={
             "batch_size": 4,
             "max_steps": 20,
             "eval_every": 5,
-            "patience": 2,
+            "patience": patience,
             "progress": False,
         },
         models=[model],
@@ -157,6 +156,13 @@ def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, mo
     config.data = dataclasses.replace(config.data, source_language="en")
     store = SyntheticStore(catalog, world, names)
     setup = Setup(config, tmp_path, catalog, store, langs[:3], [("p", partition)], False)
+    return setup, partition, store
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("model", ["pf-d", "jm"])
+def test_a_zero_shot_unit_never_reads_heldout_pairs_before_its_test(tmp_path, model):
+    setup, partition, store = synthetic_unit(tmp_path, model)
     frame = run_unit(setup, "p", partition, 0, model)
     heldout = set(partition.heldout)
     # held-out pairs were read only for their test split, never while sealed
@@ -243,29 +249,9 @@ def test_a_tie_goes_to_the_smaller_scale_and_the_fewer_steps():
 
 
 def _per_task_setup(tmp_path, model):
-    world = make_world(2, 4, num_classes=4, feature_dim=6, sentences=(16, 8, 8), length=5)
-    langs = ["a", "b", "c", "en"]
-    names = {
-        (task, lang): (world.tasks[i], world.langs[j])
-        for i, task in enumerate(("pos", "ner"))
-        for j, lang in enumerate(langs)
-    }
-    partition = explicit_partition([p for p in names if p[1] != "en"], [("ner", "a"), ("pos", "b")])
-    config = ExperimentConfig(
-        selection=SelectionConfig(
-            mode="zero-shot",
-            validation_pairs=2,
-            extra_languages=["en"],
-            baseline_epochs=[1, 3, 9],
-            per_task=True,
-        ),
-        model=ModelConfig(latent_dim=2, hypernet={"name": "shared", "hidden_dims": []}),
-        train={"batch_size": 4, "max_steps": 20, "eval_every": 5, "patience": 4, "progress": False},
-        models=[model],
+    setup, partition, _ = synthetic_unit(
+        tmp_path, model, patience=4, validation_pairs=2, baseline_epochs=[1, 3, 9], per_task=True
     )
-    config.data = dataclasses.replace(config.data, source_language="en")
-    store = SyntheticStore(FakeCatalog(names), world, names)
-    setup = Setup(config, tmp_path, FakeCatalog(names), store, langs[:3], [("p", partition)], False)
     return setup, partition
 
 

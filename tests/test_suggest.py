@@ -13,10 +13,9 @@ import torch
 import pfpyro
 from pfpyro.api import FittedPosterior
 from pfpyro.cli import main as pfpyro_cli
-from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
 from pfpyro.data.readers import read_pool
 from pfpyro.errors import DataFormatError
-from pfpyro.infer import PFPredictor, train
+from pfpyro.infer import PFPredictor
 from pfpyro.infer.acquisition import (
     expected_gain,
     fixed_samples,
@@ -26,7 +25,7 @@ from pfpyro.infer.acquisition import (
     word_information,
 )
 from pfpyro.infer.pair_posterior import FewShotSettings, fit_pair
-from pfpyro.testing.synthetic import make_world
+from pfpyro.testing.synthetic import make_world, train_on_world
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,25 +43,8 @@ def world():
 def run_dir(world, tmp_path_factory):
     """A tiny PF-lr run folder (checkpoint, model.json, run.json) without the HELD pairs."""
     out = tmp_path_factory.mktemp("run")
-    torch.set_num_threads(1)
     seen = [p for p in world.pairs() if p not in HELD]
-    train(
-        {p: world.train[p] for p in seen},
-        {p: world.dev[p] for p in seen},
-        TrainConfig(
-            max_steps=60,
-            eval_every=30,
-            batch_size=10,
-            seed=0,
-            progress=False,
-            optim=OptimConfig(lr=0.02),
-        ),
-        model=ModelConfig(latent_dim=3, hypernet={"name": "shared", "hidden_dims": []}),
-        tasks=world.tasks,
-        langs=world.langs,
-        num_classes=world.num_classes,
-        out_dir=out,
-    )
+    train_on_world(world, seen, max_steps=60, eval_every=30, out_dir=out)
     record = {"config": {"encoder": {"name": "fake"}}, "seen": [list(p) for p in seen]}
     (out / "run.json").write_text(json.dumps(record), encoding="utf-8")
     return out

@@ -354,6 +354,34 @@ def best_per_task(selection: PFSelection, tasks: list[str]) -> dict[str, PFChoic
     return choices
 
 
+def train_on_seen(
+    setup: Setup,
+    data: UnitData,
+    partition: Partition,
+    architecture: ModelConfig,
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    init: Callable[..., None] | None,
+) -> TrainResult:
+    """The fit on all seen pairs (early stopping on their dev data when there is any), by a
+    model that knows every task and language of the partition, held-out ones included."""
+    pairs = [*partition.seen, *partition.heldout]
+    tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
+    return train(
+        data.train,
+        data.dev,
+        config,
+        model=with_language_data(architecture, langs, setup.catalog),
+        tasks=tasks,
+        langs=langs,
+        out_dir=run_dir,
+        resume=resume,
+        encoder_top=setup.store.encoder_top(),
+        init=init,
+    )
+
+
 def final_pf(
     setup: Setup,
     data: UnitData,
@@ -366,8 +394,6 @@ def final_pf(
 ) -> PFFit:
     """The fit on all seen pairs for ``choice``'s length (in epochs when the candidates were),
     started, with ``model.init: jm``, at JM fitted on all seen pairs with selection's epochs."""
-    pairs = [*partition.seen, *partition.heldout]
-    tasks, langs = sorted({t for t, _ in pairs}), sorted({x for _, x in pairs})
     anchored = choice.architecture.init == "jm"
     offset_scale = 0.0 if anchored and choice.step == 0 else choice.offset_scale
     if selection.steps_of and choice.step:
@@ -378,18 +404,9 @@ def final_pf(
     init = None
     if anchored:
         init = jm_start(setup, data.train, final_config.seed, epochs=selection.jm_epochs)
-    result = train(
-        data.train,
-        data.dev,
-        dataclasses.replace(final_config, max_steps=final_steps),
-        model=with_language_data(choice.architecture, langs, setup.catalog),
-        tasks=tasks,
-        langs=langs,
-        out_dir=run_dir,
-        resume=resume,
-        encoder_top=setup.store.encoder_top(),
-        init=init,
-    )
+    final_config = dataclasses.replace(final_config, max_steps=final_steps)
+    result = train_on_seen(setup, data, partition, choice.architecture, final_config,
+                           run_dir, resume, init)  # fmt: skip
     validation = choice.score
     if validation is None and choice.pair_scores:
         validation = float(np.mean(list(choice.pair_scores.values())))
@@ -444,18 +461,8 @@ def fit_pf(
         init = None
         if architecture.init == "jm":
             init = jm_start(setup, data.train, train_config.seed, dev=data.dev)
-        pairs = [*partition.seen, *partition.heldout]
-        result = train(
-            data.train,
-            data.dev,
-            train_config,
-            model=with_language_data(architecture, sorted({x for _, x in pairs}), setup.catalog),
-            tasks=sorted({t for t, _ in pairs}),
-            langs=sorted({x for _, x in pairs}),
-            out_dir=run_dir,
-            resume=resume,
-            encoder_top=setup.store.encoder_top(),
-            init=init,
+        result = train_on_seen(
+            setup, data, partition, architecture, train_config, run_dir, resume, init
         )
         return pf_fit(result, train_config.max_steps, train_config, data, None)
     selection = select_pf(setup, data, partition, architecture, train_config, select_dir, resume)
@@ -726,6 +733,7 @@ __all__ = [
     "select_pf",
     "source_tensors",
     "standard_error",
+    "train_on_seen",
     "unit_data",
     "with_language_data",
 ]

@@ -157,3 +157,30 @@ def make_shared_effect_world(
                     data = _draw_split(head, theta, num_classes, count, length, gen)
                     getattr(world, split)[task, lang] = data
     return world
+
+
+def train_on_world(world, seen: list[Pair], max_steps: int, eval_every: int, out_dir=None):
+    """A small PF run on ``world``'s ``seen`` pairs (h = 3, the linear shared hypernetwork,
+    lr 0.02, one thread), as the tests that need a trained posterior fit it."""
+    from pfpyro.config import ModelConfig, OptimConfig, TrainConfig
+    from pfpyro.infer import train
+
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        max_steps=max_steps,
+        eval_every=eval_every,
+        batch_size=10,
+        seed=0,
+        progress=False,
+        optim=OptimConfig(lr=0.02),
+    )
+    return train(
+        {p: world.train[p] for p in seen},
+        {p: world.dev[p] for p in seen},
+        config,
+        model=ModelConfig(latent_dim=3, hypernet={"name": "shared", "hidden_dims": []}),
+        tasks=world.tasks,
+        langs=world.langs,
+        num_classes=world.num_classes,
+        out_dir=out_dir,
+    )
