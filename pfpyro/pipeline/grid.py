@@ -40,9 +40,10 @@ UNIT_COLUMNS = ["model", "partition", "seed", "task", "lang", "metric", "value"]
 
 
 def units(setup: Setup) -> Iterator[tuple[str, Partition, int, str]]:
-    """Every (partition name, partition, seed, model) of the grid, in run order."""
-    for name, partition in setup.partitions:
-        for seed in setup.config.seeds:
+    """Every (partition name, partition, seed, model) of the grid, in run order: seed by seed,
+    so that a grid stopped part way holds every partition and model of its first seeds."""
+    for seed in setup.config.seeds:
+        for name, partition in setup.partitions:
             for model in setup.config.models:
                 yield name, partition, seed, model
 
