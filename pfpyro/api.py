@@ -6,12 +6,16 @@
     >>> W, b = run.classifier("ner", "wo")                  # θ at f_psi(E[t], E[l])
     >>> run.predict("ner", "wo", [["Dakar", "la", "dëkk"]], bma=100)
     >>> run.language_similarity().loc["wo"].nlargest(4)
+    >>> run.update("ner", "wo", sentences, labels)            # few-shot: k labelled sentences
 
-Everything works for every pair of the model, seen in training or not.
+Everything works for every pair of the model, seen in training or not. An unseen pair with a
+few-shot posterior of its own (:meth:`FittedPosterior.update`, or saved in the run folder by
+``pfpyro update``) is predicted and ranked with it, unless ``zero_shot=True``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +30,16 @@ if TYPE_CHECKING:
 
     from pfpyro.data.subwords import SubwordStates
 
+from pfpyro.data.batch import PairTensors
 from pfpyro.errors import ConfigError
 from pfpyro.infer import PFPredictor, load_run
+from pfpyro.infer.pair_posterior import FewShotPredictor, FewShotSettings, fit_pair
+from pfpyro.infer.pair_store import PairUpdate, load_pair, pair_record, save_pair
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
-from pfpyro.run_record import encoder_section
+from pfpyro.run_record import encoder_section, seen_pairs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,7 +68,9 @@ class Prediction:
 
 
 class FittedPosterior:
-    """A trained factorization and its guide: samples, classifiers, predictions, similarity."""
+    """A trained factorization and its guide: samples, classifiers, predictions, similarity,
+    and the few-shot posteriors of unseen pairs. ``run_dir``: the run folder it was loaded
+    from (:func:`load`), where its seen pairs are recorded and its pair updates saved."""
 
     def __init__(
         self,
@@ -67,12 +78,15 @@ class FittedPosterior:
         guide: FactorizationGuide,
         meta: dict[str, Any] | None = None,
         encoder_config: dict[str, Any] | None = None,
+        run_dir: str | Path | None = None,
     ) -> None:
         self.factorization = factorization
         self.guide = guide
         self.meta = meta or {}
         self.encoder_config = encoder_config
+        self.run_dir = None if run_dir is None else Path(run_dir)
         self._encoder = None
+        self._pairs: dict[tuple[str, str], PairUpdate | None] = {}
 
     def __repr__(self) -> str:
         """A short summary: sizes, guide, hypernetwork, training, and how far each latent
@@ -182,7 +196,8 @@ class FittedPosterior:
         self, task: str, lang: str, num_samples: int | None = None, seed: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """W [e, c] and b [c] of pair (task, lang): at the posterior mean (θ = f_psi(E[t], E[l]))
-        or, with ``num_samples``, S draws of θ_ij from the posterior ([S, e, c], [S, c]).
+        or, with ``num_samples``, S draws of θ_ij from the posterior ([S, e, c], [S, c]); the
+        run's own (zero-shot) classifier, also for a pair with a few-shot update.
 
         They act on standardised features, ``factorization.standardize(x)``, as in the model.
         """
@@ -211,17 +226,19 @@ class FittedPosterior:
         sentences: list[list[str]] | list[tuple[str, ...]],
         bma: int | None = None,
         features: Tensor | SubwordStates | None = None,
+        zero_shot: bool = False,
     ) -> Prediction:
         """Tag pre-split sentences: plug-in, or model averaging over ``bma`` posterior samples.
 
         ``features`` ([N, T, e]) skips the encoder, e.g. for features computed elsewhere. A
         model that trained the encoder's top layers reads the subword states of the layer
-        below them, which the encoder gives here.
+        below them, which the encoder gives here. A pair with a few-shot posterior
+        (:meth:`few_shot`) is predicted with it, unless ``zero_shot``.
         """
         words = [tuple(s) for s in sentences]
         features, mask = self.inputs(words, features)
         mode = "bma" if bma else "plugin"
-        predictor = PFPredictor(self.factorization, self.guide, mode=mode, num_samples=bma or 100)
+        predictor = self.predictor(task, lang, mode, bma or 100, zero_shot)
         probs, entropy = predictor.predict_with_entropy(task, lang, features, mask)
         names = self.label_names(task)
         confidence, best = probs.max(-1)
@@ -240,18 +257,40 @@ class FittedPosterior:
         """(features, mask [N, T]) of pre-split sentences: encoded by the run's encoder, or the
         ``features`` given (then only the mask is built)."""
         if features is None:
-            from pfpyro.data.batch import PairTensors
-
-            encoder = self.encoder()
-            top = self.factorization.encoder_top
-            subwords = None if top is None else encoder.encode_subwords(words, top.below)
-            tensors = PairTensors.from_arrays(encoder.encode(words), subwords=subwords)
+            tensors = self.encode(words)
             return tensors.inputs, tensors.mask
         given = getattr(features, "first", features)  # subword states: their positions
         mask = torch.zeros(given.shape[:2], dtype=torch.bool)
         for k, sentence in enumerate(words):
             mask[k, : len(sentence)] = True
         return features, mask
+
+    def encode(
+        self, words: Sequence[Sequence[str]], label_ids: Sequence[Sequence[int]] | None = None
+    ) -> PairTensors:
+        """Pre-split sentences (and their label ids) as the run's encoder gives them: word
+        features, and the subword states below a trained encoder top."""
+        words = [tuple(s) for s in words]
+        encoder = self.encoder()
+        top = self.factorization.encoder_top
+        subwords = None if top is None else encoder.encode_subwords(words, top.below)
+        return PairTensors.from_arrays(encoder.encode(words), label_ids, subwords=subwords)
+
+    def predictor(
+        self,
+        task: str,
+        lang: str,
+        mode: str = "plugin",
+        num_samples: int = 100,
+        zero_shot: bool = False,
+    ) -> FewShotPredictor:
+        """The predictor of pair (task, lang): the run's posterior, or the pair's few-shot
+        posterior when it has one (:meth:`few_shot`) and ``zero_shot`` is False."""
+        update = None if zero_shot else self.few_shot(task, lang)
+        pairs = {} if update is None else {(task, lang): update.posterior}
+        return FewShotPredictor(
+            self.factorization, self.guide, pairs, mode=mode, num_samples=num_samples
+        )
 
     # -- what to label next (pfpyro.infer.acquisition) ------------------------------------------
     def pool_information(
@@ -263,14 +302,16 @@ class FittedPosterior:
         seed: int = 0,
         features: Tensor | SubwordStates | None = None,
         progress: bool = False,
+        zero_shot: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """(predictive entropy [N], BALD [N]) of each pool sentence of pair (task, lang), in
-        nats summed over its words, under ``num_samples`` posterior draws (seeded)."""
+        nats summed over its words, under ``num_samples`` posterior draws (seeded): of the
+        pair's few-shot posterior when it has one (:meth:`few_shot`), unless ``zero_shot``."""
         from pfpyro.infer.acquisition import fixed_samples, pool_information
 
         words = [tuple(s) for s in sentences]
         features, mask = self.inputs(words, features)
-        predictor = PFPredictor(self.factorization, self.guide, mode="bma")
+        predictor = self.predictor(task, lang, "bma", num_samples, zero_shot)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             sampler = fixed_samples(predictor, task, lang, num_samples)
@@ -287,10 +328,12 @@ class FittedPosterior:
         seed: int = 0,
         features: Tensor | SubwordStates | None = None,
         progress: bool = False,
+        zero_shot: bool = False,
     ) -> pd.DataFrame:
         """The pool's ``budget`` (default: all) sentences most worth labelling for pair
         (task, lang), best first: columns rank (1-based), index (0-based, in the pool),
-        score and words. ``strategy``: bald, entropy or random (seeded; reads no model)."""
+        score and words. ``strategy``: bald, entropy or random (seeded; reads no model).
+        Scored under the pair's few-shot posterior when it has one, unless ``zero_shot``."""
         from pfpyro.infer.acquisition import check_strategy, ranking, score_pool
 
         check_strategy(strategy)
@@ -303,7 +346,7 @@ class FittedPosterior:
             scores = score_pool(None, None, torch.zeros(len(words), 1), "random", seed=seed)
         else:
             entropy, bald = self.pool_information(
-                task, lang, words, num_samples, seed, features, progress
+                task, lang, words, num_samples, seed, features, progress, zero_shot
             )
             scores = bald if strategy == "bald" else entropy
         order = ranking(scores)[:budget].tolist()
@@ -348,6 +391,153 @@ class FittedPosterior:
         frame.insert(0, "rank", range(1, len(frame) + 1))
         return frame
 
+    # -- few-shot: labelled sentences of an unseen pair (pfpyro.infer.pair_posterior) -----------
+    def few_shot(self, task: str, lang: str) -> PairUpdate | None:
+        """The few-shot posterior of pair (task, lang): the one :meth:`update` fitted in this
+        process, else the one ``pfpyro update`` saved in the run folder (``RUN/pairs``, read
+        on first use and logged); None when the pair has none (it is predicted zero-shot)."""
+        key = (task, lang)
+        if key not in self._pairs:
+            found = None
+            if self.run_dir is not None:
+                found = load_pair(
+                    self.run_dir, self.factorization, self.guide, task, lang, self.meta.get("step")
+                )
+                if found is not None:
+                    logger.info(found.note())
+            self._pairs[key] = found
+        return self._pairs[key]
+
+    def seen_pairs(self) -> list[tuple[str, str]] | None:
+        """The pairs the run trained on, from its run.json; None when none records them."""
+        return None if self.run_dir is None else seen_pairs(self.run_dir)
+
+    def update(
+        self,
+        task: str,
+        lang: str,
+        sentences: Sequence[Sequence[str]],
+        labels: Sequence[Sequence[str]],
+        settings: FewShotSettings | None = None,
+        features: Tensor | None = None,
+        progress: bool = False,
+    ) -> PairUpdate:
+        """Fit the few-shot posterior of the unseen pair (task, lang) on labelled sentences,
+        one label name per word (:func:`~pfpyro.infer.pair_posterior.fit_pair`; the run
+        itself is not changed); :meth:`predict` and :meth:`suggest` then use it for the pair.
+
+        Each call starts from the run's posterior again, so pass every sentence labelled so
+        far: the new fit replaces the last. It is kept in memory; :meth:`update_from_file`
+        (``pfpyro update``) saves one in the run folder. ``features`` ([N, T, e]) skips the
+        encoder; ``settings`` default to :class:`FewShotSettings` (300 Adam steps at 0.01).
+        A pair the run was trained on is refused (when the run records them): the update is
+        the few-shot posterior of an unseen pair (docs/model.md), the run's posterior its prior.
+        """
+        self._check_unseen(task, lang)
+        words = [tuple(s) for s in sentences]
+        ids = self._label_ids(task, words, labels)
+        if features is None:
+            data = self.encode(words, ids)
+        elif isinstance(features, Tensor) and features.dim() == 3:
+            data = PairTensors.from_arrays(
+                [features[k, : len(s)] for k, s in enumerate(words)], ids
+            )
+        else:
+            raise ConfigError("update(features=...) takes word features [N, T, e]")
+        settings = settings or FewShotSettings()
+        posterior = fit_pair(self.factorization, self.guide, task, lang, data, settings, progress)
+        update = PairUpdate(posterior, pair_record(data, settings, self.meta.get("step")))
+        self._pairs[task, lang] = update
+        return update
+
+    def update_from_file(
+        self,
+        task: str,
+        lang: str,
+        path: str | Path,
+        fmt: str | None = None,
+        settings: FewShotSettings | None = None,
+        progress: bool = False,
+    ) -> PairUpdate:
+        """:meth:`update` on a file of one's own labels of pair (task, lang), saved in the run
+        folder as ``RUN/pairs/<task>.<lang>.pt`` and ``.json`` (the labels file and its
+        sha256, k, words, settings, date): what ``pfpyro update`` runs. ``fmt``: conllu or
+        iob (:func:`pfpyro.data.readers.read_labelled`; default by extension). Every check
+        (the pair unseen, each label in the task's set, naming the file and line) comes
+        before anything is written."""
+        from pfpyro.data.readers import pool_format, read_labelled
+        from pfpyro.data.tasks import find_task
+        from pfpyro.encode.offline import sha256_file
+
+        if self.run_dir is None:
+            raise ConfigError("no run folder to save the update in: load the run with pfpyro.load")
+        self._check_unseen(task, lang)  # before the file is read
+        if self.seen_pairs() is None:
+            raise ConfigError(
+                f"{self.run_dir}: no run.json records the pairs this run was trained on, so "
+                f"{task}/{lang} cannot be told unseen"
+            )
+        names, known = self.label_names(task), find_task(task)
+        if known is not None and known.labels != names:
+            raise ConfigError(
+                f"task {task!r}: the run's labels ({' '.join(names)}) are not those pfpyro "
+                f"knows for it ({' '.join(known.labels)})"
+            )
+        read = read_labelled(path, task, lang, fmt)
+        update = self.update(
+            task, lang, [s.words for s in read], [s.labels for s in read], settings,
+            progress=progress,
+        )  # fmt: skip
+        source = {
+            "labels": str(path),
+            "labels_sha256": sha256_file(path),
+            "format": fmt or pool_format(path),
+            "task": task,
+            "lang": lang,
+        }
+        saved = save_pair(self.run_dir, PairUpdate(update.posterior, {**source, **update.record}))
+        self._pairs[task, lang] = saved
+        return saved
+
+    def _check_unseen(self, task: str, lang: str) -> None:
+        """ConfigError for a task or language the run does not know, or a seen pair."""
+        self.factorization.task_index(task)  # a clear error naming the known tasks
+        self.factorization.lang_index(lang)
+        seen = self.seen_pairs()
+        if seen is not None and (task, lang) in seen:
+            raise ConfigError(
+                f"{task}/{lang} is a seen pair of the run (it trained on its data): the "
+                "few-shot update is for the run's unseen pairs; retrain with the new labels "
+                "to improve a seen pair"
+            )
+
+    def _label_ids(
+        self, task: str, words: list[tuple[str, ...]], labels: Sequence[Sequence[str]]
+    ) -> list[list[int]]:
+        """The label ids of ``labels`` (names, one per word); ConfigError naming the sentence
+        and word of the first that does not fit."""
+        names = self.label_names(task)
+        index = {name: k for k, name in enumerate(names)}
+        if not words or len(labels) != len(words):
+            raise ConfigError(
+                f"expected one label list per sentence, at least one: got {len(words)} "
+                f"sentences and {len(labels)} label lists"
+            )
+        ids = []
+        for k, (sentence, tags) in enumerate(zip(words, labels, strict=True), 1):
+            if not sentence or len(tags) != len(sentence):
+                raise ConfigError(
+                    f"sentence {k}: expected one label per word, got {len(sentence)} words and "
+                    f"{len(tags)} labels"
+                )
+            for w, tag in enumerate(tags, 1):
+                if tag not in index:
+                    raise ConfigError(
+                        f"sentence {k}, word {w}: {tag!r} is not a {task} label ({' '.join(names)})"
+                    )
+            ids.append([index[tag] for tag in tags])
+        return ids
+
     def encoder(self):
         """The run's encoder (the one its features were made with), loaded on first use."""
         if self._encoder is None:
@@ -381,4 +571,4 @@ def load(run: str | Path, device: str | None = None) -> FittedPosterior:
     experiment`` (its ``train/<unit>`` folders)."""
     run = Path(run)
     factorization, guide, meta = load_run(run, device=device)
-    return FittedPosterior(factorization, guide, meta, encoder_section(run))
+    return FittedPosterior(factorization, guide, meta, encoder_section(run), run)

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "extend",
     "fewshot",
+    "update",
     "predict",
     "suggest",
     "experiment",

@@ -39,6 +39,8 @@ from pfpyro.config import load_config
 from pfpyro.data.catalog import Catalog, default_catalog_path
 from pfpyro.errors import CheckpointError
 from pfpyro.infer import PFPredictor, train
+from pfpyro.infer.acquisition import ranking
+from pfpyro.infer.pair_posterior import FewShotSettings
 from pfpyro.model import registry
 from pfpyro.model.heads import SoftmaxHead
 from pfpyro.pipeline.setup import build_partitions
@@ -467,28 +469,36 @@ def test_annotation_loop_on_a_synthetic_run(run_dir, world, one_thread):
     example = load_example("annotation_loop")
     task, lang = HELDOUT[0]
     test = world.test[task, lang]
-    pool = [tuple(f"w{k}" for k in range(int(row.sum()))) for row in test.mask]
+    pool = [tuple(f"s{k}w{i}" for i in range(int(row.sum()))) for k, row in enumerate(test.mask)]
     names = pfpyro.load(run_dir).label_names(task)
-    gold = {pool_words: test.labels[k] for k, pool_words in enumerate(pool)}
+    gold = {k: [names[int(y)] for y in test.labels[k, : len(s)]] for k, s in enumerate(pool)}
     asked = []
 
     def annotate(chosen):
         asked.append(list(chosen))
-        return [[names[int(y)] for y in gold[s][: len(s)]] for s in chosen]
+        return [gold[pool.index(s)] for s in chosen]
 
     features = test.features.float()
-    chosen, predictor = example.annotation_round(
-        run_dir, task, lang, pool, annotate, budget=4, features=features
+    run, chosen, tagged = example.annotation_loop(
+        run_dir, task, lang, pool, annotate, rounds=2, budget=4, features=features
     )
-    run = pfpyro.load(run_dir)
-    _, bald = run.pool_information(task, lang, pool, features=features)
-    assert chosen == torch.sort(bald, descending=True, stable=True).indices[:4].tolist()
-    assert asked == [[pool[k] for k in chosen]]
-    updated = predictor.predict_proba(task, lang, features, test.mask)
+    assert asked == [[pool[k] for k in round_] for round_ in chosen]
+    assert run.few_shot(task, lang).k == 8 and not set(chosen[0]) & set(chosen[1])
+    # round 1 ranks under the run's posterior, round 2 the rest under round 1's update
+    again = pfpyro.load(run_dir)
+    _, bald = again.pool_information(task, lang, pool, features=features)
+    assert chosen[0] == ranking(bald)[:4].tolist()
+    again.update(task, lang, [pool[k] for k in chosen[0]], [gold[k] for k in chosen[0]],
+                 FewShotSettings(steps=300), features=features[chosen[0]])  # fmt: skip
+    left = [k for k in range(len(pool)) if k not in chosen[0]]
+    _, bald = again.pool_information(task, lang, [pool[k] for k in left], features=features[left])
+    assert chosen[1] == [left[k] for k in ranking(bald)[:4].tolist()]
     zero_shot = PFPredictor(run.factorization, run.guide).predict_proba(
         task, lang, features, test.mask
     )
-    assert updated.shape == zero_shot.shape and not torch.allclose(updated, zero_shot)
+    assert tagged.probs.shape == zero_shot.shape and not torch.allclose(tagged.probs, zero_shot)
+    assert torch.equal(run.predict(task, lang, pool, features=features, zero_shot=True).probs,
+                       zero_shot)  # fmt: skip
 
 
 # -- reproducing: configs and Table 2 -----------------------------------------------------------

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
-import zlib
 
-import numpy as np
 import pytest
 import torch
 
@@ -25,7 +22,7 @@ from pfpyro.infer.acquisition import (
     word_information,
 )
 from pfpyro.infer.pair_posterior import FewShotSettings, fit_pair
-from pfpyro.testing.synthetic import make_world, train_on_world
+from pfpyro.testing.synthetic import HashEncoder, make_world, train_run_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,27 +41,13 @@ def run_dir(world, tmp_path_factory):
     """A tiny PF-lr run folder (checkpoint, model.json, run.json) without the HELD pairs."""
     out = tmp_path_factory.mktemp("run")
     seen = [p for p in world.pairs() if p not in HELD]
-    train_on_world(world, seen, max_steps=60, eval_every=30, out_dir=out)
-    record = {"config": {"encoder": {"name": "fake"}}, "seen": [list(p) for p in seen]}
-    (out / "run.json").write_text(json.dumps(record), encoding="utf-8")
-    return out
-
-
-class FakeEncoder:
-    """Word features drawn from each word's hash: the CLI's path without a real encoder."""
-
-    def encode(self, words):
-        rows = []
-        for sentence in words:
-            seeds = [zlib.crc32(w.encode()) for w in sentence]
-            vectors = [np.random.default_rng(s).normal(size=FEATURE_DIM) for s in seeds]
-            rows.append(np.stack(vectors).astype(np.float16))
-        return rows
+    return train_run_folder(world, seen, out, max_steps=60, eval_every=30)
 
 
 @pytest.fixture
 def fake_encoder(monkeypatch):
-    monkeypatch.setattr(FittedPosterior, "encoder", lambda self: FakeEncoder())
+    """The CLI's path without a real encoder: word features from each word's hash."""
+    monkeypatch.setattr(FittedPosterior, "encoder", lambda self: HashEncoder(FEATURE_DIM))
 
 
 def pool_sentences(world, pair, n=12):

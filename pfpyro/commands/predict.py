@@ -1,6 +1,8 @@
 """``pfpyro predict RUN --task T --lang L FILE``: tag a file with a trained PF model.
 
-Works for every pair of the model, seen or held out. Each output line is
+Works for every pair of the model, seen or held out; a held-out pair with a few-shot
+posterior saved by `pfpyro update` is tagged with it (a note on standard error says so;
+--zero-shot ignores it). Each output line is
 ``word<TAB>label<TAB>probability<TAB>entropy`` (entropy in nats of the word's predictive
 distribution), a blank line between sentences, then one ``# sentence entropy`` comment per
 sentence before its words.
@@ -50,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what runs the encoder (default: the run's own, from its run.json); onnx: ONNX "
         "Runtime, exported into the cache once, starts without transformers",
     )
+    parser.add_argument(
+        "--zero-shot",
+        action="store_true",
+        help="ignore the pair's few-shot posterior of `pfpyro update` (RUN/pairs), if any",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run, fast_exit=True)  # see pfpyro.cli.main
 
@@ -96,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
     posterior.encoder_config = {**posterior.encoder_config, "progress": not args.quiet}
     if args.runtime is not None:  # a flag given wins over the run's record
         posterior.encoder_config["runtime"] = args.runtime
-    prediction = posterior.predict(args.task, args.lang, words, bma=args.bma)
+    update = None if args.zero_shot else posterior.few_shot(args.task, args.lang)
+    if update is not None:
+        print(f"pfpyro predict: {update.note()}", file=sys.stderr)
+    prediction = posterior.predict(
+        args.task, args.lang, words, bma=args.bma, zero_shot=args.zero_shot
+    )
     lines = []
     for k, sentence in enumerate(prediction.words):
         lines.append(f"# sentence_entropy = {sum(prediction.entropy[k]) / len(sentence):.4f}")

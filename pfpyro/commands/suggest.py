@@ -27,7 +27,11 @@ line, words split on spaces), conllu or iob (labels ignored), by extension (.con
 --pairs: every unseen pair of the run (not seen in training), ranked by its expected gain:
 the summed BALD (nats) of the K best sentences of its pool, an upper bound on what K labels
 tell the pair's classifier (docs/annotation.md). Pools as LANG=FILE (for every unseen pair of
-that language) or TASK/LANG=FILE; every unseen pair needs one."""
+that language) or TASK/LANG=FILE; every unseen pair needs one.
+
+A pair updated by `pfpyro update` (RUN/pairs) is scored under its few-shot posterior, so the
+next round of labels goes where that posterior is still unsure (a note on standard error
+says so)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,16 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def load_posterior(run_dir: Path, device: str | None, quiet: bool) -> FittedPosterior:
-    """The run's posterior, or a one-line error when the folder holds none to sample."""
+def load_posterior(
+    run_dir: Path,
+    device: str | None,
+    quiet: bool,
+    command: str = "suggest",
+    what: str = "posterior samples to draw",
+) -> FittedPosterior:
+    """The run's posterior, or a one-line error saying that ``command`` finds no ``what``
+    when the folder holds no trained posterior."""
     from pfpyro.api import load
     from pfpyro.errors import ConfigError
 
     missing = [name for name in ("model.json", "checkpoint.pt") if not (run_dir / name).exists()]
     if missing:
         raise ConfigError(
-            f"{run_dir}: no posterior samples to draw (no {' or '.join(missing)}): suggest "
-            "needs a PF run written by `pfpyro train` or `pfpyro experiment`"
+            f"{run_dir}: no {what} (no {' or '.join(missing)}): {command} needs a PF run "
+            "written by `pfpyro train` or `pfpyro experiment`"
         )
     posterior = load(run_dir, device=device)
     if posterior.encoder_config is not None:
@@ -114,6 +125,13 @@ def unseen_pairs(posterior: FittedPosterior, run_dir: Path) -> list[tuple[str, s
     return pairs
 
 
+def note_update(posterior: FittedPosterior, task: str, lang: str) -> None:
+    """Say on standard error when the pair is scored under its few-shot posterior."""
+    update = posterior.few_shot(task, lang)
+    if update is not None:
+        print(f"pfpyro suggest: {task}/{lang}: {update.note()}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from pfpyro.atomic import atomic_write_text
     from pfpyro.data.readers import read_pool
@@ -131,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         posterior = load_posterior(args.run, args.device, args.quiet)
         pools = parse_pools(args.pool, unseen_pairs(posterior, args.run))
         sentences = {pair: [w for _, w in read_pool(p, args.format)] for pair, p in pools.items()}
+        for pair in pools:
+            note_update(posterior, *pair)
         frame = posterior.rank_pairs(
             sentences, args.k, args.samples, args.seed, progress=not args.quiet
         )
@@ -144,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         posterior.factorization.task_index(args.task)  # unknown names fail before reading
         posterior.factorization.lang_index(args.lang)
         pool = read_pool(args.pool[0], args.format)
+        if args.strategy != "random":
+            note_update(posterior, args.task, args.lang)
         if args.budget is not None and args.budget > len(pool):
             print(f"pfpyro suggest: the pool holds {len(pool)} sentences, fewer than --budget "
                   f"{args.budget}: all are ranked", file=sys.stderr)  # fmt: skip

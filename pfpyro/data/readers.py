@@ -231,9 +231,9 @@ def _check_skipped_id(path: str, number: int, word_id: str) -> tuple:
 
 @dataclass(frozen=True)
 class _Columns:
-    """The layout of a token-per-line format."""
+    """The layout of a token-per-line format (``sep`` None: any run of spaces or tabs)."""
 
-    sep: str
+    sep: str | None
     widths: tuple[int, ...]
     layout: str
     code_prefix: bool = False  # "<code>:<token>": strip up to the first colon
@@ -244,6 +244,9 @@ _TSV = _Columns("\t", (2,), "token<TAB>tag")
 _WIKIANN = _Columns("\t", (2,), "<code>:<token><TAB><tag>", code_prefix=True)
 _MASAKHANER = _Columns(" ", (2,), "token<SPACE>tag", tag_map=MASAKHANER_TAG_MAP)
 _BIO = _Columns(" ", (3, 7), "TOKEN INFO TAG with 3 or 7 space-separated columns")
+#: A labelled IOB file of one's own (``pfpyro update``): token first, tag last, 2 to 10
+#: columns separated by spaces or tabs (``Dakar B-LOC``; CoNLL-2003's four columns).
+_IOB = _Columns(None, tuple(range(2, 11)), "token ... tag, 2 to 10 columns, tag last")
 
 
 def _parse_columns(
@@ -293,7 +296,7 @@ def _fast_two_columns(
     then cut with ``str.split`` per sentence instead of per line, about twice as fast as the
     line loop on WikiANN; anything else goes through the loop, which says what is wrong.
     """
-    if cols.widths != (2,) or text.startswith("\n") or "\n\n\n" in text:
+    if cols.sep is None or cols.widths != (2,) or text.startswith("\n") or "\n\n\n" in text:
         return None
     sep = re.escape(cols.sep)
     not_sep = f"[^{sep}\\n]"
@@ -446,6 +449,34 @@ def read_pool(path: str | Path, fmt: str | None = None) -> list[tuple[int, tuple
     return pool
 
 
+#: Formats of a file of one's own labels (``pfpyro update``): CoNLL-U (FORM and the task's
+#: field), or IOB (token first, tag last, by spaces or tabs).
+LABEL_FORMATS = ("conllu", "iob")
+
+
+def read_labelled(path: str | Path, task: str, lang: str, fmt: str | None = None) -> list[Sentence]:
+    """The labelled sentences of ``path`` for ``task``: ``fmt`` one of
+    :data:`LABEL_FORMATS`, by default from the extension as for a pool (:func:`pool_format`).
+    The checks of :func:`read_sentences`: a tag outside the task's labels, a wrong column
+    count or an empty file is a DataFormatError naming the file and line."""
+    fmt = fmt or pool_format(path)
+    if fmt not in LABEL_FORMATS:
+        raise ConfigError(
+            f"{path}: labels are read from {' or '.join(LABEL_FORMATS)} files (.conllu; .iob, "
+            f".bio, .tsv, .conll), not {fmt!r}: give --format"
+        )
+    if fmt == "conllu":
+        return read_sentences(path, "conllu", task, lang, "train")
+    try:
+        task_spec(task)
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from None
+    sentences = _parse_columns(str(path), read_text(path), task, lang, "train", _IOB)
+    if not sentences:
+        raise DataFormatError(path, None, "at least one sentence", "none")
+    return sentences
+
+
 def _pool_words(path: str, start: int, block: _Lines, fmt: str) -> tuple[str, ...]:
     words = []
     for offset, line in enumerate(block):
@@ -474,6 +505,7 @@ __all__ = [
     "CONLLU_FIELD_COLUMN",
     "FORMATS",
     "HOLDS",
+    "LABEL_FORMATS",
     "MASAKHANER_TAG_MAP",
     "POOL_FORMATS",
     "SPLITS",
@@ -481,6 +513,7 @@ __all__ = [
     "blocks",
     "check_format",
     "pool_format",
+    "read_labelled",
     "read_lines",
     "read_pool",
     "read_sentences",

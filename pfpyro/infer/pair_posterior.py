@@ -33,12 +33,12 @@ from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
-from pfpyro.data.batch import PairTensors, sentence_chunks
+from pfpyro.data.batch import PairTensors
 from pfpyro.data.pairs import Pair
 from pfpyro.errors import ConfigError
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.extend import only_training
-from pfpyro.infer.predict import PFPredictor
+from pfpyro.infer.predict import Inputs, PFPredictor
 from pfpyro.model.factorization import MAX_PLATE_NESTING, ParameterFactorization
 from pfpyro.model.guides import FactorizationGuide
 from pfpyro.model.positive import inverse_softplus
@@ -181,9 +181,12 @@ def fit_pair(
     return posterior
 
 
-class FewShotPredictor:
-    """The run's plug-in predictor, except for the pairs with a fitted :class:`PairPosterior`,
-    which predict with theirs."""
+class FewShotPredictor(PFPredictor):
+    """The run's predictor (:class:`PFPredictor`, plug-in or model averaging), except for the
+    pairs with a fitted :class:`PairPosterior`, which predict with theirs: plug-in at
+    E_q[θ_ij], or the average over S draws of θ_ij from q(θ_ij). Its per-sample
+    probabilities are those draws' too, so acquisition scores
+    (:func:`pfpyro.infer.acquisition.fixed_samples`) read the updated posterior."""
 
     def __init__(
         self,
@@ -191,17 +194,44 @@ class FewShotPredictor:
         guide: FactorizationGuide,
         posteriors: Mapping[Pair, PairPosterior],
         batch_size: int = 64,
+        mode: str = "plugin",
+        num_samples: int = 100,
     ) -> None:
-        self.base = PFPredictor(factorization, guide, mode="plugin", batch_size=batch_size)
+        super().__init__(factorization, guide, mode, num_samples, batch_size)
         self.posteriors = dict(posteriors)
-        self.batch_size = batch_size
 
-    def predict_proba(self, task: str, lang: str, features: Tensor, mask: Tensor) -> Tensor:
+    @torch.no_grad()
+    def plugin_proba(self, task: str, lang: str, features: Inputs, mask: Tensor) -> Tensor:
         posterior = self.posteriors.get((task, lang))
-        if posterior is None:
-            return self.base.predict_proba(task, lang, features, mask)
-        chunks = sentence_chunks(features, mask, self.batch_size, posterior.theta_loc.device)
+        if posterior is None or len(features) == 0:
+            return super().plugin_proba(task, lang, features, mask)
+        self._check(task, lang, features, mask)
+        chunks = self._chunks(features, mask)
         return torch.cat([posterior.probs(chunk) for chunk, _ in chunks]).to(mask.device)
+
+    @torch.no_grad()
+    def sample_proba_with_samples(
+        self,
+        task: str,
+        lang: str,
+        features: Inputs,
+        mask: Tensor,
+        samples: Mapping[str, Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """As :meth:`PFPredictor.sample_proba_with_samples`; for a pair with a posterior of
+        its own, θ is drawn from its q(θ_ij) (as many draws as ``samples`` holds of t, else
+        ``num_samples``) and kept in ``samples`` for the later chunks."""
+        posterior = self.posteriors.get((task, lang))
+        if posterior is None or len(features) == 0:
+            return super().sample_proba_with_samples(task, lang, features, mask, samples)
+        self._check(task, lang, features, mask)
+        samples = dict(samples) if samples is not None else {}
+        if "theta" not in samples:
+            size = samples["t"].shape[0] if "t" in samples else self.num_samples
+            samples["theta"] = posterior.theta_samples(size)
+        theta = samples["theta"]
+        out = [posterior.sample_probs(chunk, theta) for chunk, _ in self._chunks(features, mask)]
+        return torch.cat(out, dim=1).to(mask.device), samples
 
 
 __all__ = ["FewShotPredictor", "FewShotSettings", "PairPosterior", "fit_pair"]

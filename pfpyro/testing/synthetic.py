@@ -8,8 +8,12 @@ model's accuracy, and a model that ignores the language shows what factorization
 
 from __future__ import annotations
 
+import json
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -184,3 +188,34 @@ def train_on_world(world, seen: list[Pair], max_steps: int, eval_every: int, out
         num_classes=world.num_classes,
         out_dir=out_dir,
     )
+
+
+class HashEncoder:
+    """Word features drawn from each word's hash, N(0, I) of width ``feature_dim``: the same
+    word always gets the same vector. Stands in for a run's encoder (``FittedPosterior.
+    encoder``) in tests of the commands that encode words (predict, suggest, update)."""
+
+    def __init__(self, feature_dim: int) -> None:
+        self.feature_dim = feature_dim
+
+    def encode(self, words) -> list[np.ndarray]:
+        """[n_words, e] fp16 features per sentence, as :class:`pfpyro.encode.WordEncoder`."""
+        rows = []
+        for sentence in words:
+            seeds = [zlib.crc32(w.encode()) for w in sentence]
+            vectors = [np.random.default_rng(s).normal(size=self.feature_dim) for s in seeds]
+            rows.append(np.stack(vectors).astype(np.float16))
+        return rows
+
+
+def train_run_folder(
+    world: SyntheticWorld, seen: list[Pair], out_dir: str | Path, max_steps: int, eval_every: int
+) -> Path:
+    """A small run folder as `pfpyro train` leaves one (:func:`train_on_world`: checkpoint,
+    model.json; and a run.json recording the ``seen`` pairs and a stand-in encoder, for
+    which the tests put a :class:`HashEncoder`), for tests of the commands that read one."""
+    out = Path(out_dir)
+    train_on_world(world, seen, max_steps=max_steps, eval_every=eval_every, out_dir=out)
+    record = {"config": {"encoder": {"name": "fake"}}, "seen": [list(p) for p in seen]}
+    (out / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    return out
