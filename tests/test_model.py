@@ -249,6 +249,23 @@ def test_head_logits_are_x_w_plus_b_for_every_theta_batch_shape(theta_shape, cla
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_svi_bench_times_the_pf_of_a_config(capsys):
+    """``--config``: the config's layout, guide, batch and particles, at the first offset
+    scale of its selection grid, and steps over several pairs of its task-blocked layout."""
+    bench = load_bench()
+    tiny = "--feature-dim 6 --length 4 --classes 3 --tasks 2 --langs 3 --samples 2"
+    runs = "--warmup 1 --repeats 1 --predict-repeats 1 --train-top 0 --pairs 1,2"
+    config = "experiments/configs/paper.yaml"
+    results = bench.main([*tiny.split(), *runs.split(), "--config", config])
+    out = capsys.readouterr().out
+    assert "B=16 " in out and "h=10 " in out and "particles=3 " in out
+    assert "Component(name='adapter', args={'rank': 16, 'offset_scale': 0.3})" in out
+    assert "'factor_init': 0.01" in out
+    assert results["svi_step_p2_s"] > 0 and results["pf_over_jm_throughput"] > 0
+    bench.main([*tiny.split(), *runs.split(), "--config", config, "--particles", "1"])
+    assert "particles=1 " in capsys.readouterr().out  # a flag given wins over the config
+
+
 def test_svi_bench_runs_with_tiny_sizes(capsys):
     bench = load_bench()
     tiny = "--feature-dim 6 --length 4 --batch-size 3 --latent-dim 3 --hidden-dims 5 --classes 3"

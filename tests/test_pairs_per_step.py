@@ -118,9 +118,12 @@ def test_a_step_over_several_pairs_is_the_mean_of_their_single_pair_steps(kind, 
     assert several != pytest.approx(sum(singles), rel=1e-3)
 
 
+@pytest.mark.parametrize("hypernet", ["shared", "adapter"])
 @pytest.mark.parametrize("kind", ["lr", "d"])
-def test_the_pyro_step_equals_the_plain_torch_reference_on_the_same_draws(kind):
-    factorization, guide = build(kind)
+def test_the_pyro_step_equals_the_plain_torch_reference_on_the_same_draws(kind, hypernet):
+    """Also for a task-blocked hypernetwork (adapter), whose θ the model generates task by
+    task over the step's pairs and the reference pair by pair."""
+    factorization, guide = build(kind, hypernet)
     batch = stacked(batches(factorization))
     elbo = Trace_ELBO(
         num_particles=3, vectorize_particles=True, max_plate_nesting=PAIRS_PLATE_NESTING

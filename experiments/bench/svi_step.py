@@ -32,11 +32,15 @@ Usage::
     python experiments/bench/svi_step.py [--repeats 20] [--samples 100] [--pairs 1,4,16]
     # the grid's sizes (experiments/results/paper): h = 10, a linear hypernetwork, batch 16
     python experiments/bench/svi_step.py --latent-dim 10 --hidden-dims '' --batch-size 16
+    # the model, guide, optimiser, batch and particles of a config's PF (its model: section,
+    # e.g. the grid's adapter layout), at the offset scale its selection grid starts from
+    python experiments/bench/svi_step.py --config experiments/configs/paper.yaml --pairs 1,4,16
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -44,7 +48,6 @@ from collections.abc import Callable, Sequence
 import pyro
 import torch
 from pyro.infer import Trace_ELBO
-from pyro.optim.clipped_adam import ClippedAdam
 
 from pfpyro.baselines.linear import LinearTagger
 from pfpyro.config import OptimConfig
@@ -53,7 +56,7 @@ from pfpyro.data.subwords import SubwordStates
 from pfpyro.encode.top import EncoderTop
 from pfpyro.infer.checkpoint import named_params
 from pfpyro.infer.predict import PFPredictor
-from pfpyro.infer.trainer import param_groups, svi_update
+from pfpyro.infer.trainer import make_optimizer, svi_update
 from pfpyro.model import Component, ModelDescription
 from pfpyro.model.factorization import MAX_PLATE_NESTING, PAIRS_PLATE_NESTING
 from pfpyro.testing.reference import reference_elbo, reference_pairs_elbo
@@ -66,8 +69,10 @@ def build_argparse() -> argparse.ArgumentParser:
     )
     parser.add_argument("--feature-dim", type=int, default=384, help="e, the encoder width")
     parser.add_argument("--length", type=int, default=25, help="T, words per sentence")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per step")
-    parser.add_argument("--latent-dim", type=int, default=100, help="h")
+    parser.add_argument(
+        "--batch-size", type=int, help="sentences per step (default 32, or the config's)"
+    )
+    parser.add_argument("--latent-dim", type=int, help="h (default 100, or the config's)")
     parser.add_argument(
         "--hidden-dims",
         default="400,768,768,768,768",
@@ -77,7 +82,7 @@ def build_argparse() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--langs", type=int, default=34)
     parser.add_argument("--rank", type=int, default=10, help="k of PF-lr")
-    parser.add_argument("--particles", type=int, default=3)
+    parser.add_argument("--particles", type=int, help="default 3, or the config's")
     parser.add_argument("--samples", type=int, default=100, help="S for model averaging")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20, help="timed steps (median)")
@@ -95,11 +100,56 @@ def build_argparse() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--config",
+        help="time this config's PF: its model: section (layout, h, guide; it replaces "
+        "--hidden-dims and --rank) and optim:, and, unless given, its train.batch_size, "
+        "train.num_particles and latent_dim",
+    )
     return parser
 
 
-def build_model(opts, tasks, langs, hidden, top: EncoderTop | None = None):
-    """The benched PF-lr model and guide (with ``top``'s weights when it trains one)."""
+def from_config(opts: argparse.Namespace):
+    """``opts`` with the config's sizes, its ModelConfig and OptimConfig (None, the bench's
+    own paper-sized PF-lr and a plain ClippedAdam, without ``--config``)."""
+    own = {"latent_dim": 100, "batch_size": 32, "particles": 3}
+    if not opts.config:
+        for name, value in own.items():
+            setattr(opts, name, value if getattr(opts, name) is None else getattr(opts, name))
+        return opts, None, OptimConfig(lr=1e-4)
+    from pfpyro.config import load_config
+
+    config = load_config(opts.config)
+    model = config.model
+    if config.selection.offset_scales:  # the first candidate: the language path on, as it trains
+        from pfpyro.pipeline.fit import offset_scale_candidates
+
+        _, model = offset_scale_candidates(model, list(config.selection.offset_scales))[0]
+    train = config.train_config(opts.seed)
+    theirs = {
+        "latent_dim": model.latent_dim,
+        "batch_size": train.batch_size,
+        "particles": train.num_particles,
+    }
+    for name, value in theirs.items():
+        setattr(opts, name, value if getattr(opts, name) is None else getattr(opts, name))
+    if opts.latent_dim != model.latent_dim:
+        model = dataclasses.replace(model, latent_dim=opts.latent_dim)
+    return opts, model, config.optim
+
+
+def build_model(opts, tasks, langs, hidden, top: EncoderTop | None = None, model=None):
+    """The benched PF-lr model and guide (with ``top``'s weights when it trains one), or
+    the model of a config's ``model:`` section."""
+    if model is not None:
+        classes = dict.fromkeys(tasks, opts.classes)
+        description = ModelDescription.from_config(model, tasks, langs, classes, opts.feature_dim)
+        if top is not None:
+            description = dataclasses.replace(description, encoder_top=top.spec)
+        factorization, guide = description.build()
+        if top is not None:
+            factorization.encoder_top.load_state_dict(top.state_dict())
+        return factorization, guide
     factorization, guide = ModelDescription.for_sizes(
         tasks,
         langs,
@@ -140,7 +190,7 @@ def paired_medians(
 
 
 def main(args: Sequence[str] | None = None) -> dict[str, float]:
-    opts = build_argparse().parse_args(args)
+    opts, model_config, optim_config = from_config(build_argparse().parse_args(args))
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = torch.device(opts.device)
@@ -148,7 +198,7 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
     hidden = tuple(int(h) for h in opts.hidden_dims.split(",") if h.strip())
     tasks = [f"task{i}" for i in range(opts.tasks)]
     langs = [f"lang{j}" for j in range(opts.langs)]
-    factorization, guide = build_model(opts, tasks, langs, hidden)
+    factorization, guide = build_model(opts, tasks, langs, hidden, model=model_config)
     factorization.to(device)
     guide.to(device)
     b, t, e = opts.batch_size, opts.length, opts.feature_dim
@@ -173,7 +223,7 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
         vectorize_particles=True,
         max_plate_nesting=MAX_PLATE_NESTING,
     )
-    optim = ClippedAdam(param_groups(named_params(factorization, guide), OptimConfig(lr=1e-4)))
+    optim = make_optimizer(named_params(factorization, guide), optim_config)
     results["svi_step_s"], results["reference_step_s"] = paired_medians(
         lambda: svi_update(elbo, factorization, guide, optim, *args_),
         reference_step,
@@ -236,7 +286,9 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
 
     per_k = {0: per_p[1]}
     for k in sorted({int(x) for x in opts.train_top.split(",") if x.strip()} - {0}):
-        per_k[k] = time_with_top(opts, k, tasks, langs, hidden, labels, mask, device)
+        per_k[k] = time_with_top(
+            opts, k, tasks, langs, hidden, labels, mask, device, model_config, optim_config
+        )
         results[f"svi_step_top{k}_s"], results[f"reference_step_top{k}_s"] = per_k[k]
         results[f"svi_over_reference_top{k}"] = per_k[k][0] / per_k[k][1]
 
@@ -260,7 +312,8 @@ def main(args: Sequence[str] | None = None) -> dict[str, float]:
 
     print(
         f"device {device}, threads {torch.get_num_threads()}, "
-        f"B={b} T={t} e={e} c={opts.classes} h={opts.latent_dim} hidden={hidden} "
+        f"B={b} T={t} e={e} c={opts.classes} h={opts.latent_dim} "
+        f"hypernet={factorization.description.hypernet} guide={factorization.description.guide} "
         f"particles={opts.particles} S={opts.samples}"
     )
     print(f"SVI step         {results['svi_step_s'] * 1e3:9.2f} ms")
@@ -296,6 +349,8 @@ def time_with_top(
     labels: torch.Tensor,
     mask: torch.Tensor,
     device: torch.device,
+    model_config=None,
+    optim_config: OptimConfig | None = None,
 ) -> tuple[float, float]:
     """(SVI step, reference step) median seconds of a model that trains the top k layers of a
     BERT-shaped encoder, on one mini-batch of subword states."""
@@ -310,7 +365,7 @@ def time_with_top(
     )
     config._attn_implementation = "sdpa"  # as the encoders pfpyro loads
     top = EncoderTop.from_model(BertModel(config), k)
-    factorization, guide = build_model(opts, tasks, langs, hidden, top)
+    factorization, guide = build_model(opts, tasks, langs, hidden, top, model=model_config)
     factorization.to(device)
     guide.to(device)
     b, t = mask.shape
@@ -324,7 +379,7 @@ def time_with_top(
     elbo = Trace_ELBO(
         num_particles=opts.particles, vectorize_particles=True, max_plate_nesting=MAX_PLATE_NESTING
     )
-    optim = ClippedAdam(param_groups(named_params(factorization, guide), OptimConfig(lr=1e-4)))
+    optim = make_optimizer(named_params(factorization, guide), optim_config or OptimConfig(lr=1e-4))
     params = [*factorization.parameters(), *guide.parameters()]
     adam = torch.optim.Adam(params, lr=1e-4)
 

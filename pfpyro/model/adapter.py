@@ -106,7 +106,9 @@ class LanguageAdapterHyperNetwork(PyroModule):
         """(f_psi, f_phi) of task ``task`` in language l: eq. 5.3 folded into θ's mean."""
         if task is None:
             raise ValueError("the adapter hypernetwork needs the task's index")
-        t, l = torch.broadcast_tensors(t, l)
+        # t may be one task's vector beside several languages' ([..., 1, h] and [..., n, h]):
+        # W_i and Vᵀ W_i are then made once, and broadcast over the languages.
+        shape = torch.broadcast_shapes(t.shape[:-1], l.shape[:-1])
         weight, bias = self.task_classifier(t, task)
         if self.offset_scale:
             gates = self.gates(l)  # a(l_j) [..., r]
@@ -115,8 +117,8 @@ class LanguageAdapterHyperNetwork(PyroModule):
             shifted = torch.einsum("...e,...ec->...c", self.shift(l), weight)  # W_iᵀ c(l_j)
             weight = weight + self.offset_scale * adapted
             bias = bias + self.offset_scale * shifted
-        weight = weight.expand(*t.shape[:-1], *weight.shape[-2:])
-        bias = bias.expand(*t.shape[:-1], bias.shape[-1])
+        weight = weight.expand(*shape, *weight.shape[-2:])
+        bias = bias.expand(*shape, bias.shape[-1])
         mean = torch.cat([weight.reshape(*weight.shape[:-2], -1), bias], dim=-1)
         return mean, nn.functional.softplus(self.variance[task](combine(t, l)))
 

@@ -106,7 +106,9 @@ class ParameterFactorization(PyroModule):
         """x = (encoder state − mean) / scale, with the moments fixed at construction; the
         encoder state is the trained top's output when the inputs are subword states."""
         features = word_features(features, self.encoder_top)
-        return (features - self.feature_mean) / self.feature_scale
+        # x · (1 / scale) + (−mean / scale): one pass over the words' features, not two.
+        inverse = self.feature_scale.reciprocal()
+        return torch.addcmul(-self.feature_mean * inverse, features, inverse)
 
     # -- the generative story ----------------------------------------------------------------
     def latent_plates(self) -> tuple[pyro.plate, pyro.plate]:
@@ -248,15 +250,25 @@ class ParameterFactorization(PyroModule):
         """(f_psi, f_phi) [..., P, d] of each pair from a task-blocked hypernetwork, each
         task's θ put in the head's padded layout (extra slots: mean 0, variance 1). Model and
         guide draw the padded slots from the same N(0, 1), so they add nothing to the ELBO, and
-        the head masks the padded classes out of the softmax."""
+        the head masks the padded classes out of the softmax. The hypernetwork runs once per
+        task of the step, over all of that task's pairs."""
+        by_task: dict[str, list[int]] = {}
+        for p, (task, _) in enumerate(pairs):
+            by_task.setdefault(task, []).append(p)
         locs, variances = [], []
-        for task, lang in pairs:
-            i, j = self.task_index(task), self.lang_index(lang)
-            loc, variance = self.hypernet(t[..., i, :], l[..., j, :], i)
-            classes = self.num_classes[task]
+        for task, members in by_task.items():
+            i, classes = self.task_index(task), self.num_classes[task]
+            langs = torch.tensor([self.lang_index(pairs[p][1]) for p in members], device=l.device)
+            # t_i once [..., 1, h], beside the task's n languages [..., n, h]
+            loc, variance = self.hypernet(t[..., i : i + 1, :], l[..., langs, :], i)
             locs.append(self.head.padded(loc, classes, 0.0))
             variances.append(self.head.padded(variance, classes, 1.0))
-        return torch.stack(locs, dim=-2), torch.stack(variances, dim=-2)
+        # Back from the tasks' order to the pairs' own.
+        grouped = [p for members in by_task.values() for p in members]
+        order = torch.argsort(torch.tensor(grouped, device=l.device))
+        return torch.cat(locs, -2).index_select(-2, order), torch.cat(variances, -2).index_select(
+            -2, order
+        )
 
     def observe_pair_words(self, batch: PairsBatch, theta: Tensor) -> None:
         """Site y of every real word of the P pairs' batches (inside :meth:`pairs_plate`),

@@ -12,7 +12,9 @@ that kind of component receives and the named arguments:
 - ``prior``: ``factory(tasks, langs, latent_dim, **args)`` → a
   :class:`~pfpyro.model.priors.LatentPrior`;
 - ``hypernet``: ``factory(latent_dim, out_dims, **args)`` → a module mapping
-  ``(t, l, task)`` to ``(f_psi, f_phi)``; ``out_dims[i]`` is the width of task i's θ (the
+  ``(t, l, task)`` to ``(f_psi, f_phi)``, t and l [..., h] broadcast against each other (a
+  step over several pairs passes a task's t_i once, [..., 1, h], beside its n languages' l,
+  [..., n, h]); ``out_dims[i]`` is the width of task i's θ (the
   head's ``params_for``); one that declares ``needs_feature_dim`` also gets
   ``feature_dim=e``;
 - ``head``: ``factory(feature_dim, max_classes, **args)`` → a :class:`~pfpyro.model.heads.Head`;

@@ -21,6 +21,7 @@ from torch.nn.functional import softplus
 
 from pfpyro.data.batch import PairsBatch
 from pfpyro.data.subwords import SubwordStates
+from pfpyro.model.capabilities import declares
 from pfpyro.model.factorization import ParameterFactorization
 from pfpyro.model.guides import DiagonalGuide, FactorizationGuide, LowRankGuide
 
@@ -88,16 +89,15 @@ def reference_pairs_elbo(
 ) -> Tensor:
     """The ELBO of one step over several pairs (``model_pairs``), as :func:`reference_elbo`
     but with one draw of t and l shared by the pairs and pair p's likelihood scaled by
-    ``batch.scale[p]`` (particles at dim -4, as with the ``pairs`` plate)."""
+    ``batch.scale[p]`` (particles at dim -4, as with the ``pairs`` plate). A task-blocked
+    hypernetwork's θ take the head's padded layout, its extra slots N(0, 1), as the model's."""
     h = factorization.latent_dim
     particles = (num_particles, 1, 1)
     q_t, q_l = _posteriors(guide)
     prior = MultivariateNormal(batch.features.new_zeros(h), scale_tril=torch.eye(h))
     t = q_t.rsample(particles)  # [K, 1, 1, n, h]
     l = q_l.rsample(particles)  # [K, 1, 1, m, h]
-    tasks = torch.tensor([factorization.task_index(task) for task, _ in batch.pairs])
-    langs = torch.tensor([factorization.lang_index(lang) for _, lang in batch.pairs])
-    loc, variance = factorization.hypernet(t[..., tasks, :], l[..., langs, :], None)
+    loc, variance = _pair_params(factorization, t, l, batch.pairs)
     count, width = len(batch.pairs), loc.shape[-1]
     loc, scale = (
         loc.reshape(num_particles, count, 1, 1, width),
@@ -116,3 +116,21 @@ def reference_pairs_elbo(
     per_pair = log_lik.sum((-2, -1)) * batch.scale  # [K, P]
     per_particle = per_pair.sum(-1) + kl_weight * kl_terms.reshape(num_particles)
     return per_particle.mean()
+
+
+def _pair_params(
+    factorization: ParameterFactorization, t: Tensor, l: Tensor, pairs: list[tuple[str, str]]
+) -> tuple[Tensor, Tensor]:
+    """(f_psi, f_phi) [..., P, d] of each pair: one call of a shared-output hypernetwork,
+    or one call per pair of a task-blocked one, padded to the head's widest layout."""
+    tasks = [factorization.task_index(task) for task, _ in pairs]
+    langs = [factorization.lang_index(lang) for _, lang in pairs]
+    if not declares(type(factorization.hypernet), "task_blocked"):
+        return factorization.hypernet(t[..., tasks, :], l[..., langs, :], None)
+    locs, variances = [], []
+    for (task, _), i, j in zip(pairs, tasks, langs, strict=True):
+        loc, variance = factorization.hypernet(t[..., i, :], l[..., j, :], i)
+        classes = factorization.num_classes[task]
+        locs.append(factorization.head.padded(loc, classes, 0.0))
+        variances.append(factorization.head.padded(variance, classes, 1.0))
+    return torch.stack(locs, dim=-2), torch.stack(variances, dim=-2)
