@@ -319,7 +319,7 @@ class TrainConfig:
     eval_steps: list[int] = field(default_factory=list)
     patience: int = 10  # evaluations without improvement before stopping
     pair_sampling: str = "uniform"  # "uniform" | "size"
-    pairs_per_step: int = 1  # P: pairs drawn per SVI step, vectorised (P > 1: a GPU's work)
+    pairs_per_step: int = 1  # P: pairs drawn per SVI step, vectorised (docs/model.md)
     seed: int = 0
     device: str | None = None  # None or "auto": CUDA when there is one
     log_every: int = 50

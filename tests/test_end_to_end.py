@@ -87,6 +87,30 @@ def test_experiment_runs_every_model_reports_and_resumes(config, tmp_path, capsy
     assert pfpyro(["experiment", str(config), "--out", str(out), "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # On a new machine, a committed results.csv stands for its units: none is run again and
+    # the new folder's results are the same rows.
+    elsewhere = tmp_path / "elsewhere"
+    committed = out / "results.csv"
+    capsys.readouterr()
+    argv = ["experiment", str(config), "--out", str(elsewhere), "--resume-from", str(committed)]
+    assert pfpyro(argv) == 0
+    assert f"{len(ALL_MODELS)} units taken from {committed}" in capsys.readouterr().out
+    assert not (elsewhere / "train").exists()  # nothing trained
+    order = ["model", "task", "lang", "metric"]
+    again = pd.read_csv(elsewhere / "results.csv").sort_values(order, ignore_index=True)
+    pd.testing.assert_frame_equal(again, results.sort_values(order, ignore_index=True))
+    # a table that is not a results.csv is refused, with its file and line, before any work
+    bad = tmp_path / "bad" / "results.csv"
+    bad.parent.mkdir()
+    (bad.parent / "run.json").write_text((out / "run.json").read_text())
+    bad.write_text("model,score\npf-d,0.5\n")
+    fresh = tmp_path / "fresh"
+    argv = ["experiment", str(config), "--out", str(fresh), "--quiet", "--resume-from", str(bad)]
+    assert pfpyro(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 1: expected the columns model,partition,seed" in err
+    assert not (fresh / "run.json").exists() and not (fresh / "units").exists()
+
 
 def test_train_then_predict_a_held_out_pair(config, tmp_path, data_root, capsys):
     run = tmp_path / "pf-lr"

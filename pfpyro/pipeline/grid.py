@@ -173,14 +173,55 @@ def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
     return written
 
 
+def units_from_results(setup: Setup, results_csv: Path, record: dict) -> int:
+    """Mark the units of a finished grid's ``results.csv`` (a committed one, say) done in
+    ``setup.out_dir``: each (partition, seed, model) of this grid found there gets its unit
+    file, unless it has one already. The folder's ``run.json`` must hold this grid's config.
+    Returns how many units were written. Their sentence entropies and reliability bins are not
+    in ``results.csv``, so Fig. 3 and the calibration tables cover only the units run here."""
+    results_csv = Path(results_csv)
+    recorded = results_csv.parent / "run.json"
+    if not recorded.exists():
+        raise ConfigError(f"{results_csv}: no run.json beside it to say which config made it")
+    old = json.loads(recorded.read_text(encoding="utf-8"))
+    if not same_config(old.get("config", {}), record["config"]):
+        raise ConfigError(f"{recorded}: a run of another config; its units cannot resume this one")
+    try:
+        frame = pd.read_csv(results_csv)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{results_csv}: not a results table ({error})") from None
+    if list(frame.columns) != UNIT_COLUMNS:
+        raise ConfigError(
+            f"{results_csv}, line 1: expected the columns {','.join(UNIT_COLUMNS)}, got "
+            f"{','.join(map(str, frame.columns))}"
+        )
+    models = set(setup.config.models)
+    # A unit's file holds its model's rows and its model-averaged ("-bma") predictor's.
+    unit_model = frame["model"].where(
+        frame["model"].isin(models), frame["model"].str.removesuffix("-bma")
+    )
+    written = 0
+    for name, _, seed, model in units(setup):
+        rows = frame[(unit_model == model) & (frame["partition"] == name) & (frame["seed"] == seed)]
+        path = unit_path(setup.out_dir, name, seed, model)
+        if rows.empty or path.exists():
+            continue
+        atomic_write_text(path, rows.to_csv(index=False))
+        written += 1
+    return written
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | Path,
     *,
     data: str | None = None,
     progress: bool = True,
+    resume_from: str | Path | None = None,
 ) -> str:
-    """Run every unfinished unit of the grid, then write the reports; returns Table 1."""
+    """Run every unfinished unit of the grid, then write the reports; returns Table 1.
+    ``resume_from``: a finished grid's ``results.csv`` whose units count as done
+    (:func:`units_from_results`)."""
     from pfpyro.report import table1, table1_markdown
 
     out_dir = Path(out_dir)
@@ -200,6 +241,11 @@ def run_experiment(
             raise ConfigError(
                 f"{out_dir} holds a run of another config; use a new --out or delete the folder"
             )
+    if resume_from is not None:  # checked before anything is written
+        count = units_from_results(setup, Path(resume_from), record)
+        log.info("%d units taken from %s", count, resume_from)
+        if progress:
+            print(f"{count} units taken from {resume_from}", flush=True)
     atomic_write_text(previous, json.dumps(record, indent=2))
     todo = [u for u in units(setup) if not unit_path(out_dir, u[0], u[2], u[3]).exists()]
     log.info("%d of %d units to run", len(todo), len(list(units(setup))))
@@ -222,5 +268,6 @@ __all__ = [
     "run_unit",
     "unit_path",
     "units",
+    "units_from_results",
     "write_reports",
 ]

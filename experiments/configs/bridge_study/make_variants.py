@@ -40,8 +40,9 @@ VARIANTS = {
         "offsets": [*SCALES, 10.0, 30.0],
     },
     # Added for issue 26's throughput item: the chosen variant (wide scales) at a larger
-    # step, 16 pairs of 16 sentences and one particle (about 0.66 of JM's training speed on
-    # the bench, 0.07 at 3 particles and 1 pair), at the same budgets in epochs, so with 16x
+    # step, 16 pairs of 16 sentences and one particle (about 0.43 of JM's training speed on
+    # the bench, 0.66 at 32 pairs, 0.04 at 3 particles and 1 pair), at the same budgets in
+    # epochs, so with 16x
     # fewer steps; and the same with a learning rate 3x higher. Validation chooses.
     "pf-adapter-jm-fixed-base-wide-fast": {
         "models": ["pf-d"], "hypernet": ADAPTER, "init": "jm", "base_lr": 0.0,
