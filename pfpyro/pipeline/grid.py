@@ -173,18 +173,24 @@ def write_reports(out_dir: Path, config: ExperimentConfig) -> list[Path]:
     return written
 
 
+def recorded_config_matches(run_json: Path, record: dict) -> bool:
+    """Whether the run.json at ``run_json`` records the config of ``record``."""
+    old = json.loads(run_json.read_text(encoding="utf-8"))
+    return same_config(old.get("config", {}), record["config"])
+
+
 def units_from_results(setup: Setup, results_csv: Path, record: dict) -> int:
     """Mark the units of a finished grid's ``results.csv`` (a committed one, say) done in
     ``setup.out_dir``: each (partition, seed, model) of this grid found there gets its unit
     file, unless it has one already. The folder's ``run.json`` must hold this grid's config.
     Returns how many units were written. Their sentence entropies and reliability bins are not
-    in ``results.csv``, so Fig. 3 and the calibration tables cover only the units run here."""
+    in ``results.csv``, so Fig. 3 and ``reliability.png`` cover only the units run here (the
+    calibration tables read ``results.csv``, so all of them)."""
     results_csv = Path(results_csv)
     recorded = results_csv.parent / "run.json"
     if not recorded.exists():
         raise ConfigError(f"{results_csv}: no run.json beside it to say which config made it")
-    old = json.loads(recorded.read_text(encoding="utf-8"))
-    if not same_config(old.get("config", {}), record["config"]):
+    if not recorded_config_matches(recorded, record):
         raise ConfigError(f"{recorded}: a run of another config; its units cannot resume this one")
     try:
         frame = pd.read_csv(results_csv)
@@ -235,12 +241,10 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     record = run_record(setup)
     previous = out_dir / "run.json"
-    if previous.exists():
-        old = json.loads(previous.read_text(encoding="utf-8"))
-        if not same_config(old.get("config", {}), record["config"]):
-            raise ConfigError(
-                f"{out_dir} holds a run of another config; use a new --out or delete the folder"
-            )
+    if previous.exists() and not recorded_config_matches(previous, record):
+        raise ConfigError(
+            f"{out_dir} holds a run of another config; use a new --out or delete the folder"
+        )
     if resume_from is not None:  # checked before anything is written
         count = units_from_results(setup, Path(resume_from), record)
         log.info("%d units taken from %s", count, resume_from)
